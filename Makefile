@@ -1,0 +1,61 @@
+# hashstack: every target calls a script in ci/ (the GitHub workflow calls the same scripts).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+REGISTRY ?= localhost:5000
+RELEASE ?= hashstack
+NAMESPACE ?= hashstack
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## install Debian packages, the Python venv, helm and kubectl
+	ci/install-deps.sh
+	ci/install-tools.sh
+
+.PHONY: up
+up: ## run etcd and the three services locally (Ctrl-C stops everything)
+	ci/install-deps.sh --only etcd-server
+	ci/up.sh $(UP_ARGS)
+
+.PHONY: test
+test: ## install everything and run every test rung that can run here
+	ci/test.sh
+
+.PHONY: lint
+lint: ## ruff, mypy, shellcheck, yamllint, helm lint
+	ci/lint.sh
+
+.PHONY: images
+images: ## build the hello, persistence and hash images, tagged with the git revision
+	ci/images.sh build
+
+.PHONY: push
+push: ## push the images to $(REGISTRY)
+	ci/images.sh push $(REGISTRY)
+
+.PHONY: deploy
+deploy: ## skaffold run (or helm upgrade --install with `make images` when skaffold is absent)
+	ci/deploy.sh
+
+.PHONY: dev
+dev: ## skaffold dev: rebuild and redeploy on every change
+	ci/dev.sh
+
+.PHONY: e2e
+e2e: ## the cluster suite on kind (made here when kind exists) or the current kube context
+	ci/e2e.sh
+
+.PHONY: bench
+bench: ## benchmarks: ratios against hello measured in one run
+	ci/bench.sh
+
+.PHONY: test-faults
+test-faults: ## the long fault-injection suite
+	ci/test.sh -m faults --faults-long tests/faults
+
+.PHONY: clean
+clean: ## remove the venv, caches and local data
+	rm -rf .venv .cache

@@ -1,0 +1,11 @@
+# shellcheck shell=bash
+# Sourced by every ci/ script and the Makefile recipes: one place for paths and tool settings.
+HASHSTACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export HASHSTACK_ROOT
+export HASHSTACK_CACHE="${HASHSTACK_CACHE:-$HASHSTACK_ROOT/.cache}"
+export VENV="${VENV:-$HASHSTACK_ROOT/.venv}"
+export PATH="$VENV/bin:$HASHSTACK_CACHE/bin:$PATH"
+# podman and buildah read this instead of /etc: runc, cgroupfs and ulimits that work here.
+export CONTAINERS_CONF="$HASHSTACK_ROOT/ci/containers.conf"
+# etcd3 0.12 needs protobuf's pure-Python implementation (see images/hashstack/etcd_counter.py).
+export PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python

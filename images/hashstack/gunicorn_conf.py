@@ -1,0 +1,62 @@
+"""One gunicorn configuration for all three services: `-c python:hashstack.gunicorn_conf`.
+
+Everything comes from the environment through hashstack.config (see the README's table).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any
+
+from hashstack import logs
+from hashstack.config import ConfigError, Settings
+
+try:
+    settings = Settings.from_env()
+except ConfigError as error:
+    # A clear line instead of gunicorn's traceback; exit code 2 like any bad command line.
+    print(f"hashstack: bad configuration: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _fresh_metrics_dir(path: str) -> str:
+    # prometheus_client reads this variable when the workers import it; samples left by an
+    # earlier run would be summed into ours, so start empty.
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+_fresh_metrics_dir(settings.metrics_dir)
+
+bind = [
+    f"[{settings.host}]:{settings.port}"
+    if ":" in settings.host
+    else f"{settings.host}:{settings.port}"
+]
+worker_class = "gthread"
+# The memory store is the seed's single-process counter: more workers would repeat numbers.
+workers = 1 if settings.store == "memory" else settings.web_concurrency
+threads = settings.threads
+keepalive = 5
+timeout = 30
+# SIGTERM: stop accepting, let in-flight requests finish (well inside Kubernetes' 30 s grace).
+graceful_timeout = 20
+reload = settings.reload
+loglevel = settings.log_level
+logconfig_dict = logs.gunicorn_logconfig(settings.log_level)
+accesslog = None  # the services log each request themselves, with the request id
+# A per-user control socket under $HOME would collide between processes and needs a writable home.
+control_socket_disable = True
+# The worker heartbeat belongs in memory, not on the (possibly read-only) disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+proc_name = "hashstack"
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,110 @@
+"""What every service shares: request ids, JSON errors, access logs, health and metrics routes."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import metrics
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only when it is short and plain, so it is safe in logs and headers.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+access_log = logging.getLogger("hashstack.access")
+log = logging.getLogger("hashstack")
+
+
+class ServiceError(Exception):
+    """An error that becomes a JSON answer with its own status code."""
+
+    status = 503
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+ReadinessCheck = Callable[[], None]  # returns when ready, raises ServiceError when not
+
+
+def current_request_id() -> str:
+    return str(g.get("request_id", ""))
+
+
+def create_service_app(service: str, readiness: ReadinessCheck) -> Flask:
+    app = Flask(f"hashstack.{service}")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.before_request
+    def start_request() -> None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        valid = _VALID_REQUEST_ID.fullmatch(incoming)
+        g.request_id = incoming if valid else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
+        metrics.REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        metrics.LATENCY.labels(service, route).observe(elapsed)
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "service": service,
+                "request_id": current_request_id(),
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 3),
+                "remote": request.remote_addr,
+            },
+        )
+        return response
+
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError) -> tuple[Response, int]:
+        log.warning("%s", error, extra={"service": service, "request_id": current_request_id()})
+        response = jsonify(error=str(error))
+        if error.status == 503:
+            response.headers["Retry-After"] = "1"
+        return response, error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        return jsonify(error=f"{status} {error.name}: {error.description}"), status
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response, int]:
+        # The traceback goes to the log, never to the caller.
+        log.exception("unhandled error", extra={"service": service})
+        return jsonify(error="internal error; see the service log for the request id"), 500
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        readiness()
+        return jsonify(status="ready")
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
+
+    return app

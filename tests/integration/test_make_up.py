@@ -1,0 +1,69 @@
+"""`make up`, as a user runs it: it prints the URLs, hash answers there, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from localstack import ROOT, free_port, http_get
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args:
+            found.append(f"{cmdline.parent.name}: {args}")
+    return found
+
+
+def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    data = tmp_path / "up"
+    ports = {name: free_port() for name in ("hello", "persistence", "hash", "etcd", "etcd-peer")}
+    args = " ".join(f"--{name}-port {port}" for name, port in ports.items())
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "up", f"UP_ARGS=--data {data} {args}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a terminal's Ctrl-C signals the whole foreground group
+    )
+    assert make.stdout is not None
+    output: list[str] = []
+    hash_url = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and hash_url is None:
+        line = make.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        match = re.match(r"\s+hash\s+(http://\S+)", line)
+        if match:
+            hash_url = match.group(1)
+    try:
+        assert hash_url, "".join(output)
+        assert hash_url == f"http://127.0.0.1:{ports['hash']}/"
+        status, body, _ = http_get(hash_url)
+        assert status == 200
+        assert json.loads(body)["data"]["number"] == 1
+    finally:
+        os.killpg(make.pid, signal.SIGINT)
+        rest, _ = make.communicate(timeout=60)
+    assert "stopped" in rest
+    time.sleep(0.5)
+    assert processes_mentioning(str(data)) == []
+    for port in ports.values():
+        try:
+            http_get(f"http://127.0.0.1:{port}/", timeout=1)
+        except OSError:
+            continue
+        raise AssertionError(f"port {port} still answers after Ctrl-C")

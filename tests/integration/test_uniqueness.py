@@ -1,0 +1,81 @@
+"""Numbers are never handed out twice: across threads, workers, processes and restarts."""
+
+from __future__ import annotations
+
+import re
+
+from localstack import http_get
+
+from .clients import hammer
+
+
+def issued_total(metrics_text: str) -> float:
+    match = re.search(r"^hashstack_numbers_issued_total (\S+)$", metrics_text, re.MULTILINE)
+    assert match, metrics_text[:500]
+    return float(match.group(1))
+
+
+def test_two_processes_of_four_workers_never_repeat(etcd, start_service) -> None:
+    processes = [
+        start_service(
+            "persistence",
+            ETCD_ENDPOINTS=etcd.client_url,
+            WEB_CONCURRENCY="4",
+            THREADS="4",
+            BLOCK_SIZE="50",
+        )
+        for _ in range(2)
+    ]
+    results = hammer([f"{p.url}/" for p in processes], total=5000, clients=32)
+    assert dict(results.errors) == {}
+    assert len(results.numbers) == 5000
+    assert results.duplicates() == []
+    assert min(results.numbers) >= 1
+    # Several workers wrote the metric; the scrape must add them all up.
+    issued = sum(issued_total(http_get(f"{p.url}/metrics")[1].decode()) for p in processes)
+    assert issued == 5000
+
+
+def test_block_size_one_gives_a_dense_sequence(etcd, start_service) -> None:
+    processes = [
+        start_service(
+            "persistence", ETCD_ENDPOINTS=etcd.client_url, WEB_CONCURRENCY="2", BLOCK_SIZE="1"
+        )
+        for _ in range(2)
+    ]
+    results = hammer([f"{p.url}/" for p in processes], total=600, clients=8)
+    assert dict(results.errors) == {}
+    assert sorted(results.numbers) == list(range(1, 601))
+
+
+def test_restarts_of_persistence_and_etcd_only_move_forward(etcd, start_service) -> None:
+    def start_pair():  # type: ignore[no-untyped-def]
+        return [
+            start_service(
+                "persistence", ETCD_ENDPOINTS=etcd.client_url, WEB_CONCURRENCY="2", BLOCK_SIZE="20"
+            )
+            for _ in range(2)
+        ]
+
+    first = start_pair()
+    before = hammer([f"{p.url}/" for p in first], total=400, clients=8)
+    for process in first:
+        process.stop()
+    etcd.stop()
+    etcd.start()  # same data dir
+    second = start_pair()
+    after = hammer([f"{p.url}/" for p in second], total=400, clients=8)
+    assert dict(before.errors) == {}
+    assert dict(after.errors) == {}
+    assert min(after.numbers) > max(before.numbers)
+    assert before.numbers + after.numbers
+    assert not hammer_duplicates(before, after)
+
+
+def hammer_duplicates(*runs) -> set[int]:  # type: ignore[no-untyped-def]
+    seen: set[int] = set()
+    repeated: set[int] = set()
+    for run in runs:
+        for number in run.numbers:
+            (repeated if number in seen else seen).add(number)
+    return repeated
