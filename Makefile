@@ -54,7 +54,7 @@ bench: ## benchmarks: ratios against hello measured in one run
 
 .PHONY: test-faults
 test-faults: ## the long fault-injection suite
-	ci/test.sh -m faults --faults-long tests/faults
+	FAULTS_LONG=1 ci/test.sh tests/faults
 
 .PHONY: clean
 clean: ## remove the venv, caches and local data
