@@ -1,0 +1,118 @@
+"""Unit tests of tests/cluster/helpers.py: the pure parts of the cluster suite."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def answer(number: int, digest: str | None = None) -> dict[str, object]:
+    digest = digest or hashlib.sha256(str(number).encode()).hexdigest()
+    return {"data": {"number": number, "hash": digest}}
+
+
+def test_service_proxy_path_by_port_name(helpers: ModuleType) -> None:
+    assert (
+        helpers.service_proxy_path("e2e", "hashstack-hash", "http")
+        == "/api/v1/namespaces/e2e/services/hashstack-hash:http/proxy/"
+    )
+
+
+def test_service_proxy_path_with_scheme_port_number_and_subpath(helpers: ModuleType) -> None:
+    assert (
+        helpers.service_proxy_path("ns", "web", "8443", "/readyz", scheme="https")
+        == "/api/v1/namespaces/ns/services/https:web:8443/proxy/readyz"
+    )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "service", "port", "scheme"),
+    [
+        ("Upper", "svc", "http", ""),
+        ("ns", "svc/../x", "http", ""),
+        ("ns", "-svc", "http", ""),
+        ("ns", "svc", "ht:tp", ""),
+        ("ns", "svc", "http", "ftp"),
+        ("ns", "a" * 64, "http", ""),
+    ],
+)
+def test_service_proxy_path_rejects_what_the_api_server_would(
+    helpers: ModuleType, namespace: str, service: str, port: str, scheme: str
+) -> None:
+    with pytest.raises(ValueError, match=r"^(namespace|service|port|scheme) "):
+        helpers.service_proxy_path(namespace, service, port, scheme=scheme)
+
+
+def test_find_duplicates(helpers: ModuleType) -> None:
+    assert helpers.find_duplicates([]) == {}
+    assert helpers.find_duplicates(range(1000)) == {}
+    assert helpers.find_duplicates([5, 1, 5, 2, 5, 2]) == {5: 3, 2: 2}
+
+
+def test_parse_hash_answer_checks_the_sha256(helpers: ModuleType) -> None:
+    assert helpers.parse_hash_answer(answer(42)) == 42
+    with pytest.raises(ValueError, match="expected"):
+        helpers.parse_hash_answer(answer(42, digest=hashlib.sha256(b"43").hexdigest()))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [None, [], {"data": 7}, {"error": "x"}, {"data": {"number": "7", "hash": ""}},
+     {"data": {"number": True, "hash": hashlib.sha256(b"True").hexdigest()}}],
+)  # fmt: skip
+def test_parse_hash_answer_rejects_other_shapes(helpers: ModuleType, payload: object) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - every shape error is a ValueError
+        helpers.parse_hash_answer(payload)
+
+
+def test_ledger_records_numbers_and_failures(helpers: ModuleType) -> None:
+    ledger = helpers.Ledger()
+    for status, number in [(200, 1), (200, 2), (503, None), (0, None), (200, 2), (503, None)]:
+        ledger.record(status, number)
+    assert ledger.numbers == [1, 2, 2]
+    assert dict(ledger.failures) == {503: 2, 0: 1}
+    assert ledger.duplicates() == {2: 2}
+
+
+def test_helm_set_args_are_sorted_and_booleans_lowercase(helpers: ModuleType) -> None:
+    args = helpers.helm_set_args({"b.x": 2, "a": True, "c": "s"})
+    assert args == ["--set", "a=true", "--set", "b.x=2", "--set", "c=s"]
+
+
+def test_image_values(helpers: ModuleType) -> None:
+    assert helpers.image_values("", "") == {}
+    assert helpers.image_values("localhost:5000", "abc123") == {
+        "global.imageRegistry": "localhost:5000",
+        "hello.image.tag": "abc123",
+        "persistence.image.tag": "abc123",
+        "hash.image.tag": "abc123",
+    }
+
+
+def test_kubeconfig_candidates_follow_kubectl_order(helpers: ModuleType, tmp_path: Path) -> None:
+    home = tmp_path
+    assert helpers.kubeconfig_candidates("/x", {"KUBECONFIG": "/y"}, home) == [Path("/x")]
+    assert helpers.kubeconfig_candidates(None, {"KUBECONFIG": "/a:/b::"}, home) == [
+        Path("/a"),
+        Path("/b"),
+    ]
+    assert helpers.kubeconfig_candidates(None, {}, home) == [home / ".kube" / "config"]
+
+
+def test_leftovers_ignore_kept_kinds_and_namespace_defaults(helpers: ModuleType) -> None:
+    objects = [
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "data-hashstack-etcd-0"}},
+        {"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}},
+        {"kind": "ServiceAccount", "metadata": {"name": "default"}},
+        {"kind": "Service", "metadata": {"name": "hashstack-hash"}},
+        {"kind": "ConfigMap", "metadata": {"name": "hashstack-hash"}},
+    ]
+    kept = frozenset({"PersistentVolumeClaim"})
+    assert helpers.leftovers(objects, kept) == [
+        "ConfigMap/hashstack-hash",
+        "Service/hashstack-hash",
+    ]
+    assert helpers.leftovers(objects[:3], kept) == []

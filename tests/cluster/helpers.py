@@ -1,0 +1,118 @@
+"""Pure helpers for the cluster suite: no cluster, no network, unit-tested in tests/ci."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# RFC 1123 label: what Kubernetes accepts for namespace and Service names.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PORT_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[0-9]{1,5})$")
+
+
+def _check_label(kind: str, value: str) -> None:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(f"{kind} {value!r} is not a valid DNS-1123 label")
+
+
+def service_proxy_path(
+    namespace: str, service: str, port: str = "http", path: str = "", scheme: str = ""
+) -> str:
+    """The API server's proxy path to a Service port (name or number): no port-forward needed."""
+    _check_label("namespace", namespace)
+    _check_label("service", service)
+    if not _PORT_NAME.match(port):
+        raise ValueError(f"port {port!r} is neither a port name nor a number")
+    if scheme not in ("", "http", "https"):
+        raise ValueError(f"scheme {scheme!r} must be http or https")
+    target = f"{scheme}:{service}:{port}" if scheme else f"{service}:{port}"
+    return f"/api/v1/namespaces/{namespace}/services/{target}/proxy/{path.lstrip('/')}"
+
+
+def find_duplicates(numbers: Iterable[int]) -> dict[int, int]:
+    """Every number seen more than once, with its count."""
+    return {n: c for n, c in Counter(numbers).items() if c > 1}
+
+
+def parse_hash_answer(payload: Any) -> int:
+    """The number in hash's `{"data": {"number": N, "hash": sha256(str(N))}}`, else ValueError."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise ValueError(f"not a hash answer: {payload!r}")
+    number = payload["data"].get("number")
+    digest = payload["data"].get("hash")
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise ValueError(f"number is not an integer: {number!r}")
+    expected = hashlib.sha256(str(number).encode()).hexdigest()
+    if digest != expected:
+        raise ValueError(f"hash of {number} is {digest!r}, expected {expected}")
+    return number
+
+
+@dataclass
+class Ledger:
+    """Every number the release handed out during the suite; a duplicate is the bug we hunt."""
+
+    numbers: list[int] = field(default_factory=list)
+    failures: Counter[int] = field(default_factory=Counter)
+
+    def record(self, status: int, number: int | None) -> None:
+        if status == 200 and number is not None:
+            self.numbers.append(number)
+        else:
+            self.failures[status] += 1
+
+    def duplicates(self) -> dict[int, int]:
+        return find_duplicates(self.numbers)
+
+
+def helm_set_args(values: Mapping[str, str | int | bool]) -> list[str]:
+    """`--set key=value` pairs in a stable order (so revisions differ only by real changes)."""
+    args: list[str] = []
+    for key in sorted(values):
+        value = values[key]
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        args += ["--set", f"{key}={text}"]
+    return args
+
+
+def image_values(registry: str, tag: str) -> dict[str, str]:
+    """Values that point the three services at images pushed by `ci/images.sh push`."""
+    values: dict[str, str] = {}
+    if registry:
+        values["global.imageRegistry"] = registry
+    if tag:
+        for service in ("hello", "persistence", "hash"):
+            values[f"{service}.image.tag"] = tag
+    return values
+
+
+def kubeconfig_candidates(option: str | None, environ: Mapping[str, str], home: Path) -> list[Path]:
+    """Where a kubeconfig may be, in kubectl's order: option, $KUBECONFIG, ~/.kube/config."""
+    if option:
+        return [Path(option)]
+    env = environ.get("KUBECONFIG", "")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [home / ".kube" / "config"]
+
+
+# Objects Kubernetes itself puts in every namespace: not the release's leftovers.
+_NAMESPACE_DEFAULTS = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
+
+
+def leftovers(objects: Iterable[Mapping[str, Any]], keep_kinds: frozenset[str]) -> list[str]:
+    """`Kind/name` of every object that is neither a namespace default nor of a kept kind."""
+    found = []
+    for obj in objects:
+        kind = str(obj.get("kind", ""))
+        name = str(obj.get("metadata", {}).get("name", ""))
+        if kind in keep_kinds or (kind, name) in _NAMESPACE_DEFAULTS:
+            continue
+        found.append(f"{kind}/{name}")
+    return sorted(found)
