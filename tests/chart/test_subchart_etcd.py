@@ -21,6 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from .conftest import HELMS
+
 pytestmark = pytest.mark.chart
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -350,7 +352,7 @@ def test_network_policy_allows_peer_traffic_between_members_only() -> None:
 # --- values schema -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("helm_name", ["helm", "helm3"])
+@pytest.mark.parametrize("helm_name", HELMS)
 @pytest.mark.parametrize(
     ("values", "key"),
     [
@@ -431,7 +433,7 @@ def undocumented_values(path: Path) -> list[str]:
 # --- helm lint and Kubernetes schemas ---------------------------------------------------
 
 
-@pytest.mark.parametrize("helm_name", ["helm", "helm3"])
+@pytest.mark.parametrize("helm_name", HELMS)
 @pytest.mark.parametrize("values", [{}, {"replicaCount": 5, **TLS}], ids=["default", "five-tls"])
 def test_lint_strict(helm_name: str, values: dict[str, Any], tmp_path: Path) -> None:
     values_file = tmp_path / "values.yaml"

@@ -23,6 +23,8 @@ import pytest
 import requests
 import yaml
 
+from .conftest import HELMS
+
 pytestmark = pytest.mark.chart
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -366,7 +368,7 @@ def test_helm_test_hook() -> None:
 # --- values schema, lint, Kubernetes schemas ------------------------------------------------
 
 
-@pytest.mark.parametrize("helm_name", ["helm", "helm3"])
+@pytest.mark.parametrize("helm_name", HELMS)
 @pytest.mark.parametrize(
     ("values", "key"),
     [
@@ -427,7 +429,7 @@ def test_values_are_commented_key_by_key() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("helm_name", ["helm", "helm3"])
+@pytest.mark.parametrize("helm_name", HELMS)
 @pytest.mark.parametrize(
     "values", [{}, {**AUTH, "proxy": {"enabled": False}}], ids=["default", "auth-noproxy"]
 )

@@ -1,0 +1,205 @@
+{{/*
+Shared helpers. Most take a dict: "root" (the top-level context) and "name" (a service
+key of values.yaml: hello, persistence, hash). Every service's objects come from the
+named templates in _service.tpl, so a new service needs only a values block (with its
+schema entry) and a one-line file under templates/.
+*/}}
+
+{{/* The container port every service listens on (the images' PORT, named `http`). */}}
+{{- define "hashstack.containerPort" -}}
+8080
+{{- end }}
+
+{{/*
+Object name: `<release>-<name>`, cut to 63 characters. Deliberately not the stock
+fullname helper, which would collapse release `hashstack` + chart `hash` into one word.
+*/}}
+{{- define "hashstack.fullname" -}}
+{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* helm.sh/chart label value. */}}
+{{- define "hashstack.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* A label value: at most 63 characters, only the characters labels allow. */}}
+{{- define "hashstack.labelValue" -}}
+{{- regexReplaceAll "[^A-Za-z0-9._-]" (toString .) "_" | trunc 63 | trimSuffix "-" | trimSuffix "_" | trimSuffix "." }}
+{{- end }}
+
+{{/* Selector labels: only labels that never change over a release's life. */}}
+{{- define "hashstack.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{/*
+The full label set. Takes "root", "name", "component" and optional "version".
+*/}}
+{{- define "hashstack.labels" -}}
+helm.sh/chart: {{ include "hashstack.chart" .root }}
+{{ include "hashstack.selectorLabels" . }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/part-of: hashstack
+app.kubernetes.io/version: {{ include "hashstack.labelValue" (default .root.Chart.AppVersion .version) | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of one service's objects. */}}
+{{- define "hashstack.serviceLabels" -}}
+{{- $v := index .root.Values .name }}
+{{- include "hashstack.labels" (dict "root" .root "name" .name "component" $v.component "version" (include "hashstack.imageTag" .)) }}
+{{- end }}
+
+{{/* The image tag of a service: `image.tag`, or the chart's appVersion when empty. */}}
+{{- define "hashstack.imageTag" -}}
+{{- $v := index .root.Values .name }}
+{{- default .root.Chart.AppVersion $v.image.tag | toString }}
+{{- end }}
+
+{{/*
+An image reference `[registry/]repository[:tag][@digest]`. `global.imageRegistry`
+overrides the service's own registry.
+*/}}
+{{- define "hashstack.image" -}}
+{{- $v := index .root.Values .name }}
+{{- $registry := default $v.image.registry (dig "imageRegistry" "" (.root.Values.global | default dict)) }}
+{{- $ref := $v.image.repository }}
+{{- if $registry }}
+{{- $ref = printf "%s/%s" (trimSuffix "/" $registry) $ref }}
+{{- end }}
+{{- $tag := include "hashstack.imageTag" . }}
+{{- if $tag }}
+{{- $ref = printf "%s:%s" $ref $tag }}
+{{- end }}
+{{- with $v.image.digest }}
+{{- $ref = printf "%s@%s" $ref . }}
+{{- end }}
+{{- $ref }}
+{{- end }}
+
+{{/* imagePullSecrets: the global list and the service's own, without repeats. */}}
+{{- define "hashstack.imagePullSecrets" -}}
+{{- $v := index .root.Values .name }}
+{{- $names := list }}
+{{- range concat (dig "imagePullSecrets" list (.root.Values.global | default dict)) ($v.imagePullSecrets | default list) }}
+{{- if kindIs "map" . }}
+{{- $names = append $names .name }}
+{{- else }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- with uniq $names }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+An env value as a string: whole numbers print without an exponent (YAML numbers
+reach templates as floats, and 1000000 would otherwise become "1e+06").
+*/}}
+{{- define "hashstack.envValue" -}}
+{{- if and (kindIs "float64" .) (eq (floor .) .) }}
+{{- printf "%d" (int64 .) }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}
+
+{{/* The URL of a service of this release as the other services reach it. */}}
+{{- define "hashstack.serviceURL" -}}
+{{- $v := index .root.Values .name }}
+{{- if not (and (kindIs "map" $v) $v.enabled) }}
+{{- fail (printf "%s is linked from another service but %s.enabled is false" .name .name) }}
+{{- end }}
+{{- printf "http://%s:%d" (include "hashstack.fullname" .) (int $v.service.port) }}
+{{- end }}
+
+{{/* Whether the etcd client connection uses TLS (in-chart etcd or external). */}}
+{{- define "hashstack.etcdTLS" -}}
+{{- if .Values.etcd.enabled }}
+{{- if dig "tls" "enabled" false .Values.etcd }}true{{ end }}
+{{- else }}
+{{- if .Values.externalEtcd.tls.enabled }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the etcd client certificates (ca.crt, tls.crt, tls.key). */}}
+{{- define "hashstack.etcdTLSSecret" -}}
+{{- if .Values.etcd.enabled }}
+{{- $secret := dig "tls" "existingSecret" "" .Values.etcd }}
+{{- if not $secret }}
+{{- fail "etcd.tls.existingSecret: name the Secret with the etcd client certificates" }}
+{{- end }}
+{{- $secret }}
+{{- else }}
+{{- if not .Values.externalEtcd.tls.existingSecret }}
+{{- fail "externalEtcd.tls.existingSecret: name the Secret with the etcd client certificates" }}
+{{- end }}
+{{- .Values.externalEtcd.tls.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* The etcd client endpoints, comma-separated: the etcd subchart's client Service or externalEtcd. */}}
+{{- define "hashstack.etcdEndpoints" -}}
+{{- if .Values.etcd.enabled }}
+{{- $scheme := "http" }}
+{{- if include "hashstack.etcdTLS" . }}
+{{- $scheme = "https" }}
+{{- end }}
+{{- printf "%s://%s-etcd:%d" $scheme .Release.Name 2379 }}
+{{- else }}
+{{- if not .Values.externalEtcd.endpoints }}
+{{- fail "externalEtcd.endpoints: give at least one etcd client URL when etcd.enabled is false" }}
+{{- end }}
+{{- join "," .Values.externalEtcd.endpoints }}
+{{- end }}
+{{- end }}
+
+{{/*
+The environment of a service, as a YAML map NAME: "value": the service's `config`
+plus the variables the chart sets itself (which `config` may not repeat).
+*/}}
+{{- define "hashstack.env" -}}
+{{- $root := .root }}
+{{- $v := index $root.Values .name }}
+{{- $env := dict "PORT" (include "hashstack.containerPort" .) }}
+{{- range $var, $target := $v.links | default dict }}
+{{- $_ := set $env $var (include "hashstack.serviceURL" (dict "root" $root "name" $target)) }}
+{{- end }}
+{{- if $v.usesEtcd }}
+{{- $_ := set $env "ETCD_ENDPOINTS" (include "hashstack.etcdEndpoints" $root) }}
+{{- if include "hashstack.etcdTLS" $root }}
+{{- $_ := set $env "ETCD_CA_FILE" "/etc/hashstack/etcd-tls/ca.crt" }}
+{{- $_ := set $env "ETCD_CERT_FILE" "/etc/hashstack/etcd-tls/tls.crt" }}
+{{- $_ := set $env "ETCD_KEY_FILE" "/etc/hashstack/etcd-tls/tls.key" }}
+{{- end }}
+{{- end }}
+{{- if $v.dev.reload }}
+{{- $_ := set $env "GUNICORN_RELOAD" "true" }}
+{{- end }}
+{{- range $var, $value := $v.config | default dict }}
+{{- if hasKey $env $var }}
+{{- fail (printf "%s.config.%s: set by the chart itself, remove it from config" $.name $var) }}
+{{- end }}
+{{- $_ := set $env $var (include "hashstack.envValue" $value) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/* Pod-level securityContext shared by the services' and the test pods. */}}
+{{- define "hashstack.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{/* Container-level securityContext shared by every container of the umbrella chart. */}}
+{{- define "hashstack.containerSecurityContext" -}}
+{{- toYaml .Values.containerSecurityContext }}
+{{- end }}

@@ -1,0 +1,418 @@
+{{/*
+Every object of one service, from one set of named templates. Each takes a dict with
+"root" (the top-level context) and "name" (the service's key in values.yaml).
+*/}}
+
+{{/* All objects of a service; nothing when `<name>.enabled` is false. */}}
+{{- define "hashstack.component" -}}
+{{- $v := index .root.Values .name }}
+{{- if $v.enabled }}
+{{- include "hashstack.configmap" . }}
+{{- include "hashstack.serviceaccount" . }}
+{{- include "hashstack.deployment" . }}
+{{- include "hashstack.service" . }}
+{{- include "hashstack.pdb" . }}
+{{- include "hashstack.hpa" . }}
+{{- include "hashstack.ingress" . }}
+{{- include "hashstack.httproute" . }}
+{{- include "hashstack.servicemonitor" . }}
+{{- include "hashstack.networkpolicies" . }}
+{{- end }}
+{{- end }}
+
+{{/* metadata: name, namespace, labels. */}}
+{{- define "hashstack.metadata" -}}
+metadata:
+  name: {{ include "hashstack.fullname" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+{{- end }}
+
+{{/* The service's environment, in a ConfigMap whose checksum rolls the pods. */}}
+{{- define "hashstack.configmap" }}
+---
+apiVersion: v1
+kind: ConfigMap
+{{ include "hashstack.metadata" . }}
+data:
+  {{- include "hashstack.env" . | nindent 2 }}
+{{- end }}
+
+{{- define "hashstack.serviceaccount" }}
+---
+apiVersion: v1
+kind: ServiceAccount
+{{ include "hashstack.metadata" . }}
+# The services never talk to the Kubernetes API.
+automountServiceAccountToken: false
+{{- end }}
+
+{{/* The pod's volumes and the container's mounts. */}}
+{{- define "hashstack.volumeMounts" -}}
+{{- $v := index .root.Values .name }}
+- name: tmp
+  mountPath: /tmp
+{{- if $v.dev.writableApp }}
+- name: app
+  mountPath: /app
+{{- end }}
+{{- if and $v.usesEtcd (include "hashstack.etcdTLS" .root) }}
+- name: etcd-tls
+  mountPath: /etc/hashstack/etcd-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "hashstack.volumes" -}}
+{{- $v := index .root.Values .name }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ $v.tmpSizeLimit }}
+{{- if $v.dev.writableApp }}
+- name: app
+  emptyDir: {}
+{{- end }}
+{{- if and $v.usesEtcd (include "hashstack.etcdTLS" .root) }}
+- name: etcd-tls
+  secret:
+    secretName: {{ include "hashstack.etcdTLSSecret" .root }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/* One HTTP probe on the container's `http` port. */}}
+{{- define "hashstack.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: http
+periodSeconds: {{ .probe.periodSeconds }}
+timeoutSeconds: {{ .probe.timeoutSeconds }}
+failureThreshold: {{ .probe.failureThreshold }}
+{{- end }}
+
+{{- define "hashstack.deployment" }}
+{{- $root := .root }}
+{{- $v := index .root.Values .name }}
+{{- $env := include "hashstack.env" . | fromYaml }}
+{{- $seen := dict }}
+{{- range $v.extraEnv }}
+{{- if or (hasKey $env .name) (hasKey $seen .name) }}
+{{- fail (printf "%s.extraEnv: %s is set twice (config, the chart or extraEnv itself)" $.name .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- end }}
+---
+apiVersion: apps/v1
+kind: Deployment
+{{ include "hashstack.metadata" . }}
+spec:
+  {{- if not (dig "autoscaling" "enabled" false $v) }}
+  replicas: {{ $v.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "hashstack.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      # Never below the wanted replicas during a rollout: new pods first.
+      maxUnavailable: 0
+      maxSurge: {{ $v.maxSurge }}
+  template:
+    metadata:
+      labels:
+        {{- include "hashstack.serviceLabels" . | nindent 8 }}
+        {{- with $v.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        checksum/config: {{ include "hashstack.env" . | sha256sum }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "hashstack.fullname" . }}
+      automountServiceAccountToken: false
+      # Service links would add *_SERVICE_HOST variables nobody reads.
+      enableServiceLinks: false
+      {{- with include "hashstack.imagePullSecrets" . | trim }}
+      {{- . | nindent 6 }}
+      {{- end }}
+      securityContext:
+        {{- include "hashstack.podSecurityContext" $root | nindent 8 }}
+      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+      {{- with $v.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- if $v.topologySpread.enabled }}
+      topologySpreadConstraints:
+        {{- range $v.topologySpread.topologyKeys }}
+        - maxSkew: {{ $v.topologySpread.maxSkew }}
+          topologyKey: {{ . }}
+          whenUnsatisfiable: {{ $v.topologySpread.whenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "hashstack.selectorLabels" $ | nindent 14 }}
+          matchLabelKeys:
+            - pod-template-hash
+        {{- end }}
+      {{- end }}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if $v.dev.writableApp }}
+      initContainers:
+        # skaffold file sync writes into /app: give it a writable copy of the image's /app
+        # on an emptyDir, so the root filesystem itself stays read-only.
+        - name: copy-app
+          image: {{ include "hashstack.image" . | quote }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          command:
+            - python
+            - -c
+            - import shutil; shutil.copytree("/app", "/writable-app", dirs_exist_ok=True)
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- include "hashstack.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            - name: app
+              mountPath: /writable-app
+      {{- end }}
+      containers:
+        - name: {{ .name }}
+          image: {{ include "hashstack.image" . | quote }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          ports:
+            - name: http
+              containerPort: {{ include "hashstack.containerPort" . }}
+              protocol: TCP
+          envFrom:
+            - configMapRef:
+                name: {{ include "hashstack.fullname" . }}
+          {{- with $v.extraEnv }}
+          env:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          startupProbe:
+            {{- include "hashstack.probe" (dict "path" "/healthz" "probe" $v.probes.startup) | nindent 12 }}
+          livenessProbe:
+            {{- include "hashstack.probe" (dict "path" "/healthz" "probe" $v.probes.liveness) | nindent 12 }}
+          readinessProbe:
+            {{- include "hashstack.probe" (dict "path" "/readyz" "probe" $v.probes.readiness) | nindent 12 }}
+          {{- if gt (int $v.preStopSleepSeconds) 0 }}
+          lifecycle:
+            # Keep serving while the endpoint removal reaches every node, then SIGTERM.
+            preStop:
+              sleep:
+                seconds: {{ $v.preStopSleepSeconds }}
+          {{- end }}
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- include "hashstack.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            {{- include "hashstack.volumeMounts" . | trim | nindent 12 }}
+      volumes:
+        {{- include "hashstack.volumes" . | trim | nindent 8 }}
+{{- end }}
+
+{{- define "hashstack.service" }}
+{{- $v := index .root.Values .name }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "hashstack.fullname" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+  {{- with $v.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: {{ $v.service.type }}
+  selector:
+    {{- include "hashstack.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ $v.service.port }}
+      targetPort: http
+      protocol: TCP
+      {{- if and (ne $v.service.type "ClusterIP") $v.service.nodePort }}
+      nodePort: {{ $v.service.nodePort }}
+      {{- end }}
+{{- end }}
+
+{{- define "hashstack.pdb" }}
+{{- $v := index .root.Values .name }}
+{{- if $v.pdb.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+{{ include "hashstack.metadata" . }}
+spec:
+  maxUnavailable: {{ $v.pdb.maxUnavailable }}
+  # A pod that never got ready may be evicted even when the budget is spent.
+  unhealthyPodEvictionPolicy: AlwaysAllow
+  selector:
+    matchLabels:
+      {{- include "hashstack.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{- define "hashstack.hpa" }}
+{{- $v := index .root.Values .name }}
+{{- if dig "autoscaling" "enabled" false $v }}
+{{- $a := $v.autoscaling }}
+{{- if lt (int $a.maxReplicas) (int $a.minReplicas) }}
+{{- fail (printf "%s.autoscaling.maxReplicas (%v) is below minReplicas (%v)" .name $a.maxReplicas $a.minReplicas) }}
+{{- end }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+{{ include "hashstack.metadata" . }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "hashstack.fullname" . }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+    {{- with $a.targetMemoryUtilizationPercentage }}
+    - type: Resource
+      resource:
+        name: memory
+        target:
+          type: Utilization
+          averageUtilization: {{ . }}
+    {{- end }}
+  {{- with $a.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hashstack.ingress" }}
+{{- $v := index .root.Values .name }}
+{{- if dig "ingress" "enabled" false $v }}
+{{- $fullname := include "hashstack.fullname" . }}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+  {{- with $v.ingress.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- with $v.ingress.className }}
+  ingressClassName: {{ . }}
+  {{- end }}
+  {{- with $v.ingress.tls }}
+  tls:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  rules:
+    {{- range $v.ingress.hosts }}
+    - {{- with .host }}
+      host: {{ . | quote }}
+      {{- end }}
+      http:
+        paths:
+          {{- range .paths }}
+          - path: {{ .path }}
+            pathType: {{ .pathType }}
+            backend:
+              service:
+                name: {{ $fullname }}
+                port:
+                  name: http
+          {{- end }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hashstack.httproute" }}
+{{- $v := index .root.Values .name }}
+{{- if dig "httpRoute" "enabled" false $v }}
+{{- if not $v.httpRoute.parentRefs }}
+{{- fail (printf "%s.httpRoute.parentRefs: name the Gateway the route attaches to" .name) }}
+{{- end }}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {{ include "hashstack.fullname" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+  {{- with $v.httpRoute.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  parentRefs:
+    {{- toYaml $v.httpRoute.parentRefs | nindent 4 }}
+  {{- with $v.httpRoute.hostnames }}
+  hostnames:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  rules:
+    - matches:
+        {{- toYaml $v.httpRoute.matches | nindent 8 }}
+      backendRefs:
+        - name: {{ include "hashstack.fullname" . }}
+          port: {{ $v.service.port }}
+{{- end }}
+{{- end }}
+
+{{- define "hashstack.servicemonitor" }}
+{{- $m := .root.Values.metrics.serviceMonitor }}
+{{- if $m.enabled }}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "hashstack.fullname" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+    {{- with $m.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "hashstack.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: http
+      path: /metrics
+      interval: {{ $m.interval }}
+      scrapeTimeout: {{ $m.scrapeTimeout }}
+{{- end }}
+{{- end }}

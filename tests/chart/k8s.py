@@ -1,0 +1,203 @@
+"""Helpers that read rendered Kubernetes objects: pods, containers and NetworkPolicies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+HOOK = "helm.sh/hook"
+
+
+@dataclass
+class Pod:
+    """A pod as rendered: a workload's template or a hook Pod."""
+
+    owner: dict[str, Any]
+    spec: dict[str, Any]
+    labels: dict[str, str]
+    hook: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.owner['kind']}/{self.owner['metadata']['name']}"
+
+    def containers(self, init: bool = True) -> list[dict[str, Any]]:
+        found = list(self.spec.get("containers", []))
+        if init:
+            found += self.spec.get("initContainers", [])
+        return found
+
+    def ports(self) -> list[dict[str, Any]]:
+        return [p for c in self.containers(init=False) for p in c.get("ports", [])]
+
+    def port_number(self, port: int | str) -> int | None:
+        """A container port by number or name, or None when the pod has no such port."""
+        for p in self.ports():
+            if port in (p["containerPort"], p.get("name")):
+                return int(p["containerPort"])
+        return None
+
+
+def pods(objects: list[dict[str, Any]]) -> Iterator[Pod]:
+    for obj in objects:
+        if obj["kind"] in WORKLOAD_KINDS:
+            template = obj["spec"]["template"]
+            labels = template.get("metadata", {}).get("labels", {})
+            yield Pod(obj, template["spec"], labels, hook=False)
+        elif obj["kind"] == "Pod":
+            hook = HOOK in obj["metadata"].get("annotations", {})
+            yield Pod(obj, obj["spec"], obj["metadata"].get("labels", {}), hook=hook)
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for obj in objects:
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    raise KeyError(f"{kind}/{name} not rendered")
+
+
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against a label set."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+# A peer outside the release: another namespace, the node, the internet.
+OUTSIDE = "outside"
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass
+class PolicyModel:
+    """What the NetworkPolicies of one render allow, evaluated the way Kubernetes does.
+
+    Pods are named by their app.kubernetes.io/name label. A path is allowed when the
+    source may send (no policy selects it for Egress, or one allows it) and the
+    destination may receive (likewise for Ingress).
+    """
+
+    pods: list[Pod]
+    policies: list[dict[str, Any]]
+    names: dict[int, str] = field(default_factory=dict)
+
+    def name(self, pod: Pod) -> str:
+        return pod.labels.get("app.kubernetes.io/name", pod.name)
+
+    def selecting(self, pod: Pod, direction: str) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in self.policies
+            if direction in p["spec"].get("policyTypes", ["Ingress"])
+            and selector_matches(p["spec"].get("podSelector") or {}, pod.labels)
+        ]
+
+    @staticmethod
+    def _peer_matches(peers: list[dict[str, Any]] | None, other: Pod | None) -> bool:
+        """Whether a rule's from/to list admits `other` (None = outside the release)."""
+        if peers is None:
+            return True
+        for peer in peers:
+            if "ipBlock" in peer or "namespaceSelector" in peer:
+                # Other namespaces or addresses: outside. (An empty namespaceSelector
+                # also covers this namespace, but these tests only need "outside".)
+                if other is None:
+                    return True
+                continue
+            if other is not None and selector_matches(peer.get("podSelector") or {}, other.labels):
+                return True
+        return False
+
+    @staticmethod
+    def _port_matches(
+        ports: list[dict[str, Any]] | None, port: int, protocol: str, dst: Pod | None
+    ) -> bool:
+        if not ports:
+            return True
+        for p in ports:
+            if p.get("protocol", "TCP") != protocol:
+                continue
+            wanted = p.get("port")
+            if wanted is None:
+                return True
+            if isinstance(wanted, str):
+                resolved = dst.port_number(wanted) if dst is not None else None
+                if resolved == port:
+                    return True
+            elif int(wanted) <= port <= int(p.get("endPort", wanted)):
+                return True
+        return False
+
+    def allows(self, src: Pod | None, dst: Pod | None, port: int, protocol: str = "TCP") -> bool:
+        if src is not None:
+            egress = self.selecting(src, "Egress")
+            if egress and not any(
+                self._peer_matches(rule.get("to"), dst)
+                and self._port_matches(rule.get("ports"), port, protocol, dst)
+                for policy in egress
+                for rule in policy["spec"].get("egress") or []
+            ):
+                return False
+        if dst is not None:
+            ingress = self.selecting(dst, "Ingress")
+            if ingress and not any(
+                self._peer_matches(rule.get("from"), src)
+                and self._port_matches(rule.get("ports"), port, protocol, dst)
+                for policy in ingress
+                for rule in policy["spec"].get("ingress") or []
+            ):
+                return False
+        return True
+
+    def internal_edges(self) -> set[Edge]:
+        """Every allowed (src, dst, container port) between two pods of the release."""
+        edges = set()
+        for src in self.pods:
+            for dst in self.pods:
+                for port in dst.ports():
+                    number, protocol = int(port["containerPort"]), port.get("protocol", "TCP")
+                    if self.allows(src, dst, number, protocol):
+                        edges.add(Edge(self.name(src), self.name(dst), number, protocol))
+        return edges
+
+    def inbound_from_outside(self) -> set[Edge]:
+        edges = set()
+        for dst in self.pods:
+            for port in dst.ports():
+                number, protocol = int(port["containerPort"]), port.get("protocol", "TCP")
+                if self.allows(None, dst, number, protocol):
+                    edges.add(Edge(OUTSIDE, self.name(dst), number, protocol))
+        return edges
+
+    def outbound_to_outside(self, probe_ports: list[tuple[int, str]]) -> set[Edge]:
+        """Allowed egress to outside the release on the probe ports (a sample of ports)."""
+        edges = set()
+        for src in self.pods:
+            for number, protocol in probe_ports:
+                if self.allows(src, None, number, protocol):
+                    edges.add(Edge(self.name(src), OUTSIDE, number, protocol))
+        return edges
