@@ -1,0 +1,51 @@
+"""skaffold.yaml against Skaffold's official JSON schema for skaffold/v4beta14, read from
+../shared/schemas beside the repository (never copied into it)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.skaffold.conftest import SCHEMA
+
+pytestmark = pytest.mark.chart
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    if not SCHEMA.exists():
+        pytest.skip(f"Skaffold's schema is not at {SCHEMA} (the shared schemas folder is absent)")
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_api_version(config):
+    assert config["apiVersion"] == "skaffold/v4beta14"
+    assert config["kind"] == "Config"
+
+
+def test_skaffold_yaml_is_valid(validator, config):
+    errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(config)]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c["deploy"]["helm"]["releases"][0].update(setValueTemplate={}),
+        lambda c: c["build"]["artifacts"][0]["docker"].update(targets="hello"),
+        lambda c: c["profiles"][0]["activation"][0].update(kubecontext="kind-.*"),
+        lambda c: c["portForward"][0].update(localport=8080),
+    ],
+    ids=["release-key", "docker-key", "activation-key", "port-forward-key"],
+)
+def test_schema_rejects_misspelt_keys(validator, config, mutate):
+    """Control: the schema really is strict about the parts skaffold.yaml uses."""
+    broken: dict[str, Any] = copy.deepcopy(config)
+    mutate(broken)
+    assert list(validator.iter_errors(broken))

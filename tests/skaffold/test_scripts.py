@@ -1,0 +1,152 @@
+"""ci/dev.sh, ci/deploy.sh, ci/registry-flow.sh and ci/skaffold-check.sh, run for real (their
+DRY_RUN mode prints the commands instead of touching a cluster); the helm commands they print
+are rendered by the real helm."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.skaffold import model
+from tests.skaffold.conftest import ROOT, containers, helm, parse_docs
+
+pytestmark = pytest.mark.chart
+
+SERVICES = ("hello", "persistence", "hash")
+MISSING = "hashstack-no-such-skaffold"
+
+
+def script(name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / "ci" / name), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def commands(output: str) -> list[list[str]]:
+    return [shlex.split(line) for line in output.splitlines() if line.strip()]
+
+
+def as_template(cmd: list[str]) -> list[str]:
+    """`helm upgrade --install R CHART ...` as `helm template R CHART ...` (minus flags that
+    only an install has)."""
+    assert cmd[:3] == ["helm", "upgrade", "--install"], cmd
+    drop_alone = {"--create-namespace", "--wait"}
+    out, skip = ["template"], False
+    for arg in cmd[3:]:
+        if skip:
+            skip = False
+        elif arg in drop_alone:
+            continue
+        elif arg == "--timeout":
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+
+
+def test_dev_without_skaffold_says_how_to_get_it():
+    result = script("dev.sh", SKAFFOLD=MISSING)
+    assert result.returncode == 127
+    assert "skaffold is not installed" in result.stderr
+    assert "https://skaffold.dev/docs/install/" in result.stderr
+    assert "make deploy" in result.stderr
+
+
+def test_skaffold_check_skips_or_fails_without_skaffold():
+    skipped = script("skaffold-check.sh", SKAFFOLD=MISSING)
+    assert skipped.returncode == 0
+    assert "skipped" in skipped.stderr
+    required = script("skaffold-check.sh", SKAFFOLD=MISSING, REQUIRE_SKAFFOLD="1")
+    assert required.returncode == 1
+
+
+def test_deploy_with_skaffold_runs_the_prod_profile():
+    result = script("deploy.sh", "--tail", DRY_RUN="1", SKAFFOLD="true")
+    assert result.returncode == 0, result.stderr
+    assert commands(result.stdout) == [["true", "run", "-p", "prod", "--tail"]]
+
+
+@pytest.fixture(scope="module")
+def helm_flow() -> list[list[str]]:
+    """`make deploy` without skaffold, as printed by its dry run."""
+    result = script("deploy.sh", DRY_RUN="1", SKAFFOLD=MISSING)
+    assert result.returncode == 0, result.stderr
+    return commands(result.stdout)
+
+
+def test_deploy_without_skaffold_builds_installs_registry_pushes_then_upgrades(helm_flow):
+    steps = [" ".join(c[:3]) for c in helm_flow]
+    assert steps == [
+        "ci/images.sh build",
+        "helm upgrade --install",
+        "kubectl --namespace hashstack",
+        "ci/images.sh push localhost:5000",
+        "helm upgrade --install",
+    ]
+    assert "port-forward" in helm_flow[2]
+    assert "service/hashstack-registry" in helm_flow[2]
+
+
+def test_deploy_step_one_brings_up_only_the_registry_and_etcd(helm_flow):
+    docs = parse_docs(helm(*as_template(helm_flow[1])).stdout)
+    names = set(deployments(docs))
+    assert names == {"hashstack-registry"}, names
+    assert any(
+        d["kind"] == "DaemonSet" and d["metadata"]["name"] == "hashstack-registry-proxy"
+        for d in docs
+    )
+
+
+def test_deploy_final_step_runs_the_pushed_images(helm_flow):
+    tag = subprocess.run(
+        [str(ROOT / "ci" / "images.sh"), "tag"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    push = helm_flow[3]
+    docs = parse_docs(helm(*as_template(helm_flow[4])).stdout)
+    found = deployments(docs)
+    for svc in SERVICES:
+        (container,) = [c for c in containers(found[f"hashstack-{svc}"]) if c["name"] == svc]
+        ref = model.parse_reference(container["image"])
+        # The nodes pull through their proxy what the push sent through the forward.
+        assert ref.domain == "localhost:5000"
+        assert ref.path == f"hashstack/{svc}"
+        assert ref.tag == tag
+        assert push[-1].endswith(":5000")
+
+
+def test_registry_flow_with_skaffold_uses_the_registry_profile_and_node_name(config):
+    result = script("registry-flow.sh", "dev", "--tail", DRY_RUN="1", SKAFFOLD="true")
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    assert [c[:2] for c in cmds] == [
+        ["helm", "upgrade"],
+        ["kubectl", "--namespace"],
+        ["true", "dev"],
+    ]
+    skaffold = cmds[2]
+    assert skaffold[2:4] == ["-p", "registry"]
+    (repo,) = [a.split("=", 1)[1] for a in skaffold if a.startswith("--default-repo=")]
+    # Skaffold's names for the artifacts are what every node pulls through its proxy.
+    for artifact in config["build"]["artifacts"]:
+        name = model.apply_default_repo(repo, artifact["image"])
+        assert model.parse_reference(name).domain == "localhost:5000"
+    assert "registry" in {p["name"] for p in config["profiles"]}
+
+
+def test_registry_flow_refuses_another_port_with_skaffold():
+    result = script("registry-flow.sh", "run", DRY_RUN="1", SKAFFOLD="true", REGISTRY_PORT="5001")
+    assert result.returncode == 1
+    assert "REGISTRY_PORT must be 5000" in result.stderr
