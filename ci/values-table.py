@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Print the values table of charts/hashstack from the `# --` comments in its values.yaml.
+"""Print a chart's values table from the `# --` comments in its values.yaml.
 
 A `# -- text` comment (continued on the following `#` lines) documents the key right
 below it; `# -- (type) text` overrides the type shown. The default is the key's value
 in values.yaml. Keys inside list items are documented by the list's own key.
 
-  ci/values-table.py                 print the table
+  ci/values-table.py                 print the table of charts/hashstack/values.yaml
   ci/values-table.py --write FILE    replace the table between the markers in FILE
   ci/values-table.py --check FILE    exit 1 when FILE's table differs from values.yaml's
+  --values PATH                      another chart's values.yaml (the subcharts')
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ def main(argv: list[str]) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--write", type=Path, help="replace the table between the markers")
     group.add_argument("--check", type=Path, help="exit 1 when the table is out of date")
+    parser.add_argument("--values", type=Path, default=VALUES, help="the chart's values.yaml")
     args = parser.parse_args(argv)
-    body = table()
+    body = table(args.values)
     target = args.write or args.check
     if target is None:
         sys.stdout.write(body)
@@ -183,7 +185,10 @@ def main(argv: list[str]) -> int:
         return 1
     if args.check:
         if current != body:
-            print(f"{target}: values table is out of date; run ci/values-table.py --write {target}")
+            print(
+                f"{target}: values table is out of date; "
+                f"run ci/values-table.py --values {args.values} --write {target}"
+            )
             return 1
         return 0
     target.write_text(replace_between_markers(text, body))

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.chart
 
 SCRIPT = ROOT / "ci" / "values-table.py"
 DOCUMENTS = (ROOT / "README.md", CHART / "README.md")
+SUBCHARTS = ("etcd", "registry")
 
 
 def load_script() -> ModuleType:
@@ -98,3 +99,14 @@ def test_script_check_mode(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(SCRIPT), "--write", str(stale)], check=True)
     assert subprocess.run([sys.executable, str(SCRIPT), "--check", str(stale)]).returncode == 0
     assert stale.read_text().startswith("# x\n<!-- values-table:start -->\n| Key |")
+
+
+@pytest.mark.parametrize("subchart", SUBCHARTS)
+def test_subchart_readme_tables_match_their_values(vt: ModuleType, subchart: str) -> None:
+    chart = CHART / "charts" / subchart
+    assert vt.undocumented(chart / "values.yaml") == []
+    current = vt.between_markers((chart / "README.md").read_text())
+    assert current == vt.table(chart / "values.yaml"), (
+        f"run ci/values-table.py --values {chart.relative_to(ROOT)}/values.yaml "
+        f"--write {chart.relative_to(ROOT)}/README.md"
+    )
