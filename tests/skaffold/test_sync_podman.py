@@ -102,10 +102,12 @@ def test_synced_source_is_served_after_reload(applied: ApplyFn, hello_image: str
     env = dev.objects("ConfigMap")["hashstack-hello"]["data"]
     user = f"{spec['securityContext']['runAsUser']}:{spec['securityContext']['runAsGroup']}"
 
-    # The emptyDir: owned by the pod's user as fsGroup makes it in a cluster.
+    # The emptyDir as the kubelet makes it with an fsGroup: owned by root, group fsGroup,
+    # mode 2777 (the init container may write into it but not change the directory itself).
     app = tmp_path / "app"
     app.mkdir()
-    os.chown(app, spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsGroup"])
+    os.chown(app, 0, spec["securityContext"]["fsGroup"])
+    app.chmod(0o2777)
     common = ["--read-only", "--tmpfs", "/tmp:rw,size=64m", "--user", user, "--network", "none"]
     podman(
         "run",

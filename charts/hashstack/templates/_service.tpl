@@ -181,7 +181,9 @@ spec:
           command:
             - python
             - -c
-            - import shutil; shutil.copytree("/app", "/writable-app", dirs_exist_ok=True)
+            # Copy the package, not /app itself: the emptyDir's root belongs to root, and
+            # copying /app's mode onto it is not permitted for uid 10001.
+            - import shutil; shutil.copytree("/app/hashstack", "/writable-app/hashstack")
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:

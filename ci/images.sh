@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Container images of hello, persistence and hash: one build file (images/Dockerfile), one target each.
+#
+#   ci/images.sh build [SERVICE...]     build (all three by default), tagged $TAG    (make images)
+#   ci/images.sh push REGISTRY [SERVICE...]  push as REGISTRY/hashstack/SERVICE:$TAG  (make push)
+#   ci/images.sh base                   make the local Python base image (mmdebstrap, no pull)
+#   ci/images.sh wheelhouse             pip wheels for images/requirements.txt in $HASHSTACK_CACHE
+#   ci/images.sh testimages             test-only etcd and registry images from Debian binaries
+#   ci/images.sh registry [ADDR]        run a registry on ADDR (127.0.0.1:5000) in the foreground
+#   ci/images.sh tag                    print the tag builds use
+#
+# Environment:
+#   TAG             image tag; default: `git rev-parse --short HEAD`, or `dev` without a commit
+#   OFFLINE         1 (default): local base image + host wheelhouse, `--network=none`;
+#                   0: the Dockerfile's defaults (official python slim image, PyPI)
+#   BASE_IMAGE      base image for OFFLINE=1 (default localhost/hashstack-base/python:3.11-bookworm)
+#   CONTEXT         build context (default images/); the tests build a modified copy
+#   APP_OWNER       owner of /app in the image (default 0:0; 10001:10001 for skaffold file sync)
+#   ENGINE          podman (default) or docker
+#   TLS_VERIFY      push over TLS; default false for localhost/127.0.0.1 registries, true otherwise
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$HASHSTACK_ROOT"
+
+SERVICES=(hello persistence hash)
+ENGINE=${ENGINE:-podman}
+OFFLINE=${OFFLINE:-1}
+BASE_IMAGE=${BASE_IMAGE:-localhost/hashstack-base/python:3.11-bookworm}
+CONTEXT=${CONTEXT:-$HASHSTACK_ROOT/images}
+WHEELHOUSE="$HASHSTACK_CACHE/wheelhouse"
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+image_tag() {
+  if [ -n "${TAG:-}" ]; then
+    echo "$TAG"
+  elif rev=$(git -C "$HASHSTACK_ROOT" rev-parse --short HEAD 2>/dev/null); then
+    echo "$rev"
+  else
+    echo dev
+  fi
+}
+
+services_or_all() {
+  local svc
+  [ $# -gt 0 ] || set -- "${SERVICES[@]}"
+  for svc in "$@"; do
+    case " ${SERVICES[*]} " in
+      *" $svc "*) echo "$svc" ;;
+      *) echo "unknown service: $svc (${SERVICES[*]})" >&2; exit 2 ;;
+    esac
+  done
+}
+
+cmd_base() {
+  ci/images/base.sh "$BASE_IMAGE"
+}
+
+# The wheelhouse is rebuilt only when requirements.txt changes (the stamp holds its checksum).
+cmd_wheelhouse() {
+  local stamp="$WHEELHOUSE/.requirements.sha256" sum lock
+  sum=$(sha256sum "$CONTEXT/requirements.txt" | cut -d' ' -f1)
+  # Concurrent builds: one fills the wheelhouse, the others wait for it.
+  mkdir -p "$HASHSTACK_CACHE"
+  exec {lock}>"$HASHSTACK_CACHE/wheelhouse.lock"
+  flock "$lock"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    echo "wheelhouse is up to date ($WHEELHOUSE)"
+    exec {lock}>&-
+    return
+  fi
+  mkdir -p "$WHEELHOUSE"
+  # The wheels must fit the image's Python: the base image's python3 and this one must agree.
+  local here_py image_py
+  here_py=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  image_py=$(podman run --rm --network=none "$BASE_IMAGE" \
+    python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "$here_py" != "$image_py" ]; then
+    echo "python $here_py here but $image_py in $BASE_IMAGE: the wheels would not fit" >&2
+    exit 1
+  fi
+  python3 -m pip wheel --quiet --disable-pip-version-check \
+    --find-links "$WHEELHOUSE" --wheel-dir "$WHEELHOUSE" --requirement "$CONTEXT/requirements.txt"
+  echo "$sum" >"$stamp"
+  echo "wheelhouse ready ($WHEELHOUSE, python $here_py)"
+  exec {lock}>&-
+}
+
+cmd_build() {
+  local tag revision source_url svc start
+  tag=$(image_tag)
+  revision=$(git -C "$HASHSTACK_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+  source_url=$(git -C "$HASHSTACK_ROOT" remote get-url origin 2>/dev/null || true)
+  local args=(
+    build --layers -f "$CONTEXT/Dockerfile"
+    --build-arg "VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$CONTEXT/pyproject.toml")"
+    --build-arg "REVISION=$revision"
+    --build-arg "SOURCE=$source_url"
+  )
+  # 10001:10001 for a dev image whose /app skaffold may sync files into (see the README).
+  [ -z "${APP_OWNER:-}" ] || args+=(--build-arg "APP_OWNER=$APP_OWNER")
+  if [ "$OFFLINE" = 1 ]; then
+    cmd_base
+    cmd_wheelhouse
+    args+=(
+      --network=none
+      --build-arg "BASE_IMAGE=$BASE_IMAGE"
+      --build-context "wheelhouse=$WHEELHOUSE"
+      --build-arg PIP_NO_INDEX=1
+    )
+  fi
+  for svc in $(services_or_all "$@"); do
+    start=$SECONDS
+    "$ENGINE" "${args[@]}" --target "$svc" -t "hashstack/$svc:$tag" "$CONTEXT"
+    echo "built hashstack/$svc:$tag in $((SECONDS - start)) s"
+  done
+}
+
+cmd_push() {
+  local registry=${1:?usage: ci/images.sh push REGISTRY [SERVICE...]}
+  shift
+  local tag svc target digestfile tls
+  tag=$(image_tag)
+  case $registry in
+    localhost:* | localhost | 127.0.0.1:* | 127.0.0.1) tls=${TLS_VERIFY:-false} ;;
+    *) tls=${TLS_VERIFY:-true} ;;
+  esac
+  digestfile=$(mktemp)
+  trap 'rm -f "$digestfile"' RETURN
+  for svc in $(services_or_all "$@"); do
+    target="$registry/hashstack/$svc:$tag"
+    "$ENGINE" tag "hashstack/$svc:$tag" "$target"
+    if [ "$ENGINE" = podman ]; then
+      podman push --quiet --tls-verify="$tls" --digestfile "$digestfile" "$target"
+      echo "pushed $target@$(cat "$digestfile")"
+    else
+      docker push "$target"
+    fi
+  done
+}
+
+cmd_registry() {
+  local addr=${1:-127.0.0.1:5000}
+  local data="$HASHSTACK_CACHE/registry"
+  mkdir -p "$data"
+  echo "registry on $addr, data in $data (Ctrl-C stops it)"
+  REGISTRY_HTTP_ADDR=$addr REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$data \
+    exec docker-registry serve ci/images/registry.yml
+}
+
+[ $# -gt 0 ] || usage
+command=$1
+shift
+case $command in
+  build) cmd_build "$@" ;;
+  push) cmd_push "$@" ;;
+  base) cmd_base ;;
+  wheelhouse) cmd_wheelhouse ;;
+  testimages) ci/images/testimages.sh "$@" ;;
+  registry) cmd_registry "$@" ;;
+  tag) image_tag ;;
+  *) usage ;;
+esac

@@ -1,0 +1,113 @@
+"""Fixtures of the images rung: the three images are built once per session with ci/images.sh
+(the `make images` path: local base image, host wheelhouse, --network=none), under a tag unique to
+the session so parallel runs and the user's own images do not collide."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.images import podman as pm
+
+# Numbers worth seeing after the run (sizes, times); printed in pytest's terminal summary and
+# written to .cache/images/measurements.json.
+MEASUREMENTS: dict[str, object] = {}
+
+
+def record(key: str, value: object) -> None:
+    MEASUREMENTS[key] = value
+    print(f"[images] {key}: {value}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not MEASUREMENTS:
+        return
+    terminalreporter.section("images: measurements")
+    for key, value in MEASUREMENTS.items():
+        terminalreporter.write_line(f"{key}: {value}")
+    out = pm.ROOT / ".cache" / "images" / "measurements.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(MEASUREMENTS, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.fixture(scope="session")
+def podman_ready() -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (ci/install-deps.sh installs it)")
+    info = pm.podman("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False)
+    if info.returncode != 0:
+        pytest.skip(f"podman cannot run here: {info.stderr.strip().splitlines()[-1:]}")
+
+
+@pytest.fixture(scope="session")
+def image_tag() -> str:
+    return pm.unique("test")
+
+
+@pytest.fixture(scope="session")
+def images(podman_ready: None, image_tag: str) -> Iterator[dict[str, str]]:
+    """service -> image reference, built by `ci/images.sh build` exactly as `make images` does."""
+    start = time.monotonic()
+    pm.script("ci/images.sh", "build", extra_env={"TAG": image_tag})
+    record(
+        "build of the three images (s, base and wheelhouse cached or made)",
+        round(time.monotonic() - start, 1),
+    )
+    refs = {svc: f"localhost/hashstack/{svc}:{image_tag}" for svc in pm.SERVICES}
+    yield refs
+    # Only this session's tags go; the layers stay in the build cache for the next run.
+    for ref in refs.values():
+        pm.podman("rmi", ref, check=False)
+
+
+@pytest.fixture(scope="session")
+def test_images(podman_ready: None) -> dict[str, str]:
+    pm.script("ci/images.sh", "testimages")
+    return {"etcd": pm.ETCD_TEST_IMAGE, "registry": pm.REGISTRY_TEST_IMAGE}
+
+
+@pytest.fixture
+def network(podman_ready: None) -> Iterator[str]:
+    """A podman network of its own (netavark + aardvark-dns: names and aliases resolve)."""
+    name = pm.unique("hashstack-test")
+    pm.podman("network", "create", name)
+    yield name
+    attached = pm.podman(
+        "ps", "--all", "--filter", f"network={name}", "--format", "{{.Names}}", check=False
+    ).stdout.split()
+    pm.remove_containers(*attached)
+    pm.podman("network", "rm", "--force", name, check=False)
+
+
+@pytest.fixture
+def containers() -> Iterator[list[str]]:
+    """Names appended here are removed after the test, whatever happened."""
+    names: list[str] = []
+    yield names
+    pm.remove_containers(*names)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def scratch_store() -> Iterator[Path]:
+    """A separate, empty podman image store: a pull into it really downloads every layer."""
+    # Short on purpose: podman refuses a runroot path longer than 50 characters.
+    root = Path(tempfile.mkdtemp(prefix="hs-store-"))
+    yield root
+    pm.podman("rm", "--all", "--force", "--time", "2", root=root, check=False)
+    pm.podman("rmi", "--all", "--force", root=root, check=False)
+    shutil.rmtree(root, ignore_errors=True)
