@@ -1,0 +1,1 @@
+"""`make bench`: the services measured against this machine's own ceiling (see run.py)."""

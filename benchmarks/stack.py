@@ -1,0 +1,123 @@
+"""The processes the benchmark measures, started through ci/localstack.py (the same launcher as
+`make up` and the tests): one etcd, and hello, persistence and hash under gunicorn."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "ci") not in sys.path:
+    sys.path.insert(0, str(ROOT / "ci"))
+
+from localstack import (  # noqa: E402 (needs ci/ on the path first)
+    EtcdMember,
+    Service,
+    etcd_cluster,
+    free_port,
+    wait_until_answers,
+)
+
+PROJECT_CONFIG = "python:hashstack.gunicorn_conf"
+BASELINE_CONFIG = "python:benchmarks.baseline_gunicorn"
+
+
+@dataclass
+class BenchService(Service):
+    """A Service that may run another gunicorn config module (the pre-fix baseline)."""
+
+    config: str = PROJECT_CONFIG
+
+    def _spawn(self, command: list[str], env: Mapping[str, str]) -> None:
+        command = [self.config if part == PROJECT_CONFIG else part for part in command]
+        super()._spawn(command, {**env, "PYTHONPATH": str(ROOT)})
+
+
+@dataclass
+class Target:
+    """What wrk calls; `upstream` is the persistence behind a hash; numbers from targets with
+    the same `counter` must never repeat."""
+
+    name: str
+    label: str
+    service: Service
+    upstream: Service | None = None
+    counter: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.service.url}/"
+
+
+@dataclass
+class BenchStack:
+    base_dir: Path
+    etcd: EtcdMember = field(init=False)
+    targets: dict[str, Target] = field(init=False)
+    processes: list[Service] = field(init=False)
+
+    def __post_init__(self) -> None:
+        (self.etcd,) = etcd_cluster(self.base_dir / "etcd", size=1)
+        on_etcd = {"ETCD_ENDPOINTS": self.etcd.client_url, "COUNTER_KEY": "/hashstack-bench/n"}
+        hello = self._service("hello", "hello")
+        persistence = self._service("persistence", "persistence", **on_etcd)
+        persistence_1w = self._service(
+            "persistence-1w", "persistence", WEB_CONCURRENCY="1", **on_etcd
+        )
+        persistence_memory = self._service("persistence-memory", "persistence", STORE="memory")
+        self.targets = {
+            "hello": Target("hello", "hello", hello),
+            "persistence": Target("persistence", "persistence (etcd)", persistence, None, "etcd"),
+            "hash": Target(
+                "hash", "hash (etcd)", self._hash("hash", persistence), persistence, "etcd"
+            ),
+            "hash-memory": Target(
+                "hash-memory",
+                "hash (memory store, 1 persistence worker)",
+                self._hash("hash-memory", persistence_memory),
+                persistence_memory,
+                "memory",
+            ),
+            "hash-etcd-1w": Target(
+                "hash-etcd-1w",
+                "hash (etcd, 1 persistence worker)",
+                self._hash("hash-etcd-1w", persistence_1w),
+                persistence_1w,
+                "etcd",
+            ),
+        }
+        self.processes = [hello, persistence, persistence_1w, persistence_memory] + [
+            t.service for t in self.targets.values() if t.name.startswith("hash")
+        ]
+
+    def _service(self, name: str, service: str, **env: str) -> BenchService:
+        return BenchService(
+            name, self.base_dir / f"{name}.log", service=service, port=free_port(), env=env
+        )
+
+    def _hash(self, name: str, persistence: Service) -> BenchService:
+        return self._service(name, "hash", PERSISTENCE_URL=persistence.url)
+
+    def start(self) -> None:
+        self.etcd.start()
+        for process in self.processes:
+            process.start(wait=False)
+        for process in self.processes:
+            process.wait_serving()
+        for target in self.targets.values():
+            if target.upstream is not None:
+                wait_until_answers(f"{target.service.url}/readyz", 30)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop(timeout=10)
+        self.etcd.stop()
+
+    def fresh_hello(self, config: str) -> BenchService:
+        """A hello of its own, for the worker-balance comparison (fresh start each time)."""
+        name = "hello-baseline" if config == BASELINE_CONFIG else "hello-fixed"
+        process = self._service(name, "hello")
+        process.config = config
+        return process

@@ -1,0 +1,67 @@
+"""The fault suite's stack: real etcd and gunicorn on 127.0.0.1; FAULTS_LONG=1 for the long run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from localstack import EtcdMember, Service, free_port
+
+LONG = os.environ.get("FAULTS_LONG", "") not in ("", "0", "false")
+REQUEST_TIMEOUT = 1.0  # the services' deadline for each call to their dependency
+
+
+@dataclass(frozen=True)
+class Intensity:
+    cycles: int  # how often each fault is injected
+    observe: float  # seconds of load watched after each injection
+    callers: int  # client threads
+
+
+SHORT = Intensity(cycles=1, observe=3.0, callers=4)
+FULL = Intensity(cycles=3, observe=8.0, callers=8)
+
+
+@pytest.fixture(autouse=True)
+def _needs_etcd() -> None:
+    if shutil.which("etcd") is None:
+        pytest.fail("etcd is not installed: `make test` installs Debian's etcd-server")
+
+
+@pytest.fixture
+def intensity() -> Intensity:
+    return FULL if LONG else SHORT
+
+
+StartService = Callable[..., Service]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[StartService]:
+    started: list[Service] = []
+
+    def start(service: str, **env: str) -> Service:
+        name = f"{service}{len(started)}"
+        env = {"REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), **env}
+        process = Service(
+            name, tmp_path / f"{name}.log", service=service, port=free_port(), env=env
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in reversed(started):
+        process.stop(timeout=10)
+
+
+@pytest.fixture
+def stop_members() -> Iterator[list[EtcdMember]]:
+    members: list[EtcdMember] = []
+    yield members
+    for member in members:
+        member.stop()
