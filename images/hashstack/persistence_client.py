@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as LookupTimeout
+from typing import Any
 
 import urllib3
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -16,7 +24,7 @@ from urllib3.exceptions import (
 from . import metrics
 
 # Errors raised before persistence could have handed out a number: safe to try once more.
-_CONNECTION_ERRORS = (NewConnectionError, ConnectTimeoutError, ProtocolError)
+_CONNECTION_ERRORS = (NewConnectionError, ProtocolError)
 
 
 class PersistenceError(Exception):
@@ -27,15 +35,65 @@ class PersistenceError(Exception):
         self.status = status
 
 
+Lookup = Callable[..., list[Any]]  # socket.getaddrinfo's signature
+
+
+class BoundedResolver:
+    """Name lookups that give up at the caller's deadline.
+
+    glibc waits seconds for each DNS server that does not answer (a DNS server restarting is
+    enough), and getaddrinfo cannot be interrupted: the lookup runs in a small thread pool
+    and the request stops waiting for it when its time is up.
+    """
+
+    def __init__(self, lookup: Lookup = socket.getaddrinfo) -> None:
+        self._lookup = lookup
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
+
+    def address(self, host: str, port: int, timeout: float | None) -> str:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return host
+        lookup = self._executor.submit(self._lookup, host, port, type=socket.SOCK_STREAM)
+        try:
+            found = lookup.result(timeout)
+        except LookupTimeout:
+            raise NewConnectionError(None, f"resolving {host} took over {timeout:.1f}s") from None  # type: ignore[arg-type]
+        except OSError as error:
+            raise NewConnectionError(None, f"cannot resolve {host}: {error}") from None  # type: ignore[arg-type]
+        return str(found[0][4][0])
+
+
+def _connection_class(resolver: BoundedResolver) -> type[HTTPConnection]:
+    class BoundedLookupConnection(HTTPConnection):
+        # urllib3 connects to _dns_host and sends `Host: host`: swap in the looked-up address.
+        def _new_conn(self) -> socket.socket:
+            name = self._dns_host
+            self._dns_host = resolver.address(name, self.port, self.timeout)
+            try:
+                return super()._new_conn()
+            finally:
+                self._dns_host = name
+
+    return BoundedLookupConnection
+
+
 class PersistenceClient:
-    def __init__(self, base_url: str, timeout: float, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        pool_size: int = 8,
+        resolver: BoundedResolver | None = None,
+    ) -> None:
+        self._timeout = timeout
         self._pool = urllib3.connection_from_url(
-            base_url,
-            maxsize=pool_size,
-            block=False,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=False,
+            base_url, maxsize=pool_size, block=False, retries=False
         )
+        self._pool.ConnectionCls = _connection_class(resolver or BoundedResolver())
 
     def next_number(self, request_id: str) -> int:
         response = self._get("/", request_id)
@@ -54,22 +112,28 @@ class PersistenceClient:
 
     def _get(self, path: str, request_id: str) -> urllib3.BaseHTTPResponse:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
-        for attempt in (1, 2):
+        # One deadline for the lookup, the connection, the retry and the answer.
+        deadline = time.monotonic() + self._timeout
+        failure: Exception | None = None
+        for _attempt in (1, 2):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                return self._pool.urlopen("GET", path, headers=headers)
-            except ReadTimeoutError:
+                return self._pool.urlopen(
+                    "GET", path, headers=headers, timeout=urllib3.Timeout(total=remaining)
+                )
+            except _CONNECTION_ERRORS as error:  # before ConnectTimeoutError: its subclass
+                failure = error  # nothing was sent yet: try once more, within the deadline
+            except (ReadTimeoutError, ConnectTimeoutError):
                 metrics.UPSTREAM_ERRORS.labels("persistence", "timeout").inc()
                 raise PersistenceError("persistence did not answer in time", 503) from None
-            except _CONNECTION_ERRORS as error:
-                if attempt == 2:
-                    metrics.UPSTREAM_ERRORS.labels("persistence", "unreachable").inc()
-                    raise PersistenceError(
-                        f"persistence unreachable: {_reason(error)}", 503
-                    ) from None
             except HTTPError as error:
                 metrics.UPSTREAM_ERRORS.labels("persistence", "http_error").inc()
                 raise PersistenceError(f"persistence call failed: {_reason(error)}", 503) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        metrics.UPSTREAM_ERRORS.labels("persistence", "unreachable").inc()
+        reason = _reason(failure) if failure else "no time left to connect"
+        raise PersistenceError(f"persistence unreachable: {reason}", 503)
 
 
 def _number_from(body: bytes) -> int:

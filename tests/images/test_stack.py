@@ -154,6 +154,20 @@ def served_by(stack: Stack, replica: str) -> int:
     return log.count('"msg": "GET / 200"')
 
 
+def slow_requests(stack: Stack) -> dict[str, list[str]]:
+    """Each hash's log lines about requests that took over a second: where a hang was spent."""
+    slow: dict[str, list[str]] = {}
+    for role in HASHES:
+        lines = pm.podman("logs", stack.names[role]).stdout.splitlines()
+        slow[role] = [
+            line
+            for line in lines
+            if '"duration_ms": ' in line
+            and float(line.split('"duration_ms": ')[1].split(",")[0]) > 1000
+        ][-5:]
+    return slow
+
+
 def replica_behind_lb(stack: Stack) -> str:
     """The replica hash-lb's pooled connections reach (DNS order decides; measured, not assumed)."""
     before = {r: served_by(stack, r) for r in ("persistence-1", "persistence-2")}
@@ -184,10 +198,12 @@ def test_killing_one_persistence_replica(stack: Stack) -> None:
                 answer = ask(session, stack.urls[role] + "/", role)
                 with lock:
                     answers.append(answer)
-        except BaseException as error:  # surfaced below, with the role
-            failures.append(error)
+        except BaseException as error:  # surfaced below, with the role and the time
+            at = time.monotonic() - began
+            failures.append(AssertionError(f"{role} at +{at:.1f}s: {error!r}"))
 
     threads = [threading.Thread(target=load, args=(role,)) for role in HASHES for _ in (1, 2)]
+    began = time.monotonic()
     for thread in threads:
         thread.start()
     try:
@@ -197,6 +213,7 @@ def test_killing_one_persistence_replica(stack: Stack) -> None:
         time.sleep(4)
         restarted_at = time.monotonic()
         pm.podman("start", stack.names[victim])
+        print(f"killed at +{killed_at - began:.1f}s, restarted at +{restarted_at - began:.1f}s")
         # Run on until the cut-off hash has its upstream back (a new block from etcd) a while.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not failures:
@@ -209,7 +226,7 @@ def test_killing_one_persistence_replica(stack: Stack) -> None:
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
-    assert not failures, failures
+    assert not failures, (failures, slow_requests(stack))
 
     numbers = [a.number for a in answers if a.number is not None]
     distinct(numbers)
@@ -222,7 +239,7 @@ def test_killing_one_persistence_replica(stack: Stack) -> None:
     # The hash pinned to the victim lost its only upstream: JSON errors (checked in ask) while
     # it was gone ...
     down = of(cut_off, killed_at + 1.5, restarted_at)
-    assert down, f"no request reached {cut_off} while {victim} was down"
+    assert down, (f"no request reached {cut_off} while {victim} was down", slow_requests(stack))
     assert all(a.status in (502, 503) for a in down), [a.status for a in down]
     # ... and numbers again once it was back.
     assert sum(a.status == 200 for a in of(cut_off, restarted_at)) >= 50

@@ -84,6 +84,9 @@ def test_losing_one_member_of_three_keeps_numbers_coming(etcd_trio, start_servic
     persistence = start_service("persistence", ETCD_ENDPOINTS=endpoints, BLOCK_SIZE="1")
     first = hammer([f"{persistence.url}/"], total=50, clients=4)
     etcd_trio[0].kill()
+    # If it was the leader, the other two elect a new one first (503s meanwhile are fair).
+    for member in etcd_trio[1:]:
+        member.wait_healthy(timeout=10)
     second = hammer([f"{persistence.url}/"], total=50, clients=4)
     assert dict(first.errors) == {}
     assert dict(second.errors) == {}

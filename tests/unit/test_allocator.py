@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -26,7 +27,7 @@ class FlakyCounter(MemoryCounter):
 
 def test_hands_out_a_dense_sequence_from_blocks() -> None:
     counter = FlakyCounter()
-    allocator = BlockAllocator(counter, block_size=10)
+    allocator = BlockAllocator(counter, block_size=10, prefetch=False)
     assert [allocator.next_number() for _ in range(25)] == list(range(1, 26))
     assert counter.reservations == 3
 
@@ -59,7 +60,7 @@ def test_threads_never_get_the_same_number() -> None:
 
 def test_finishes_its_block_then_fails_then_recovers() -> None:
     counter = FlakyCounter()
-    allocator = BlockAllocator(counter, block_size=3)
+    allocator = BlockAllocator(counter, block_size=3, prefetch=False)
     assert allocator.next_number() == 1
     counter.down = True
     assert [allocator.next_number(), allocator.next_number()] == [2, 3]
@@ -74,3 +75,29 @@ def test_finishes_its_block_then_fails_then_recovers() -> None:
 def test_rejects_a_block_size_below_one() -> None:
     with pytest.raises(ValueError, match="block_size"):
         BlockAllocator(MemoryCounter(), block_size=0)
+
+
+def test_reserves_the_next_block_ahead_at_half_a_block() -> None:
+    counter = FlakyCounter()
+    allocator = BlockAllocator(counter, block_size=10)
+    assert [allocator.next_number() for _ in range(4)] == [1, 2, 3, 4]
+    assert counter.reservations == 1
+    assert allocator.next_number() == 5  # half the block gone: the next one is on its way
+    deadline = time.monotonic() + 5
+    while counter.reservations < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counter.reservations == 2
+    counter.down = True  # the block reserved ahead still serves
+    assert [allocator.next_number() for _ in range(15)] == list(range(6, 21))
+    with pytest.raises(StoreUnavailable):
+        allocator.next_number()
+    counter.down = False
+    assert allocator.next_number() > 20
+
+
+def test_block_size_one_never_reserves_ahead() -> None:
+    counter = FlakyCounter()
+    allocator = BlockAllocator(counter, block_size=1)
+    assert [allocator.next_number() for _ in range(3)] == [1, 2, 3]
+    time.sleep(0.05)
+    assert counter.reservations == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 
 import pytest
 from flask import Flask
@@ -14,6 +15,7 @@ from hashstack import hello, persistence
 from hashstack.config import Settings
 from hashstack.etcd_counter import EtcdCounter
 from hashstack.memory_counter import MemoryCounter
+from hashstack.persistence_client import BoundedResolver, PersistenceClient, PersistenceError
 
 
 def closed_port() -> int:
@@ -147,3 +149,39 @@ def test_hash_passes_the_request_id_to_persistence(serve) -> None:  # type: igno
     response = client.get("/", headers={"X-Request-ID": "trace-me-7"})
     assert response.headers["X-Request-ID"] == "trace-me-7"
     assert seen == ["trace-me-7"]
+
+
+def test_hash_gives_up_on_a_hung_name_lookup_within_its_timeout() -> None:
+    # A DNS server that never answers cannot be staged on loopback: a lookup that sleeps
+    # stands in for glibc waiting on it.
+    def hung_lookup(*_args: object, **_kwargs: object) -> list[object]:
+        time.sleep(5)
+        return []
+
+    client = PersistenceClient(
+        "http://persistence.invalid:8081", timeout=0.5, resolver=BoundedResolver(hung_lookup)
+    )
+    started = time.monotonic()
+    expected = r"resolving persistence\.invalid took over"
+    with pytest.raises(PersistenceError, match=expected) as error:
+        client.next_number("req-1")
+    assert error.value.status == 503
+    assert time.monotonic() - started < 1.0
+
+
+def test_hash_looks_names_up_and_keeps_the_host_header(serve) -> None:  # type: ignore[no-untyped-def]
+    hosts: list[str] = []
+    upstream_app = Flask("host-recording-persistence")
+
+    @upstream_app.get("/")
+    def record():  # type: ignore[no-untyped-def]
+        from flask import request
+
+        hosts.append(request.host)
+        return {"data": 5}
+
+    upstream = serve(upstream_app)
+    port = upstream.url.rsplit(":", 1)[1]
+    client = PersistenceClient(f"http://localhost:{port}", timeout=2)
+    assert client.next_number("req-2") == 5
+    assert hosts == [f"localhost:{port}"]
