@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import socket
 import time
@@ -49,14 +50,15 @@ class BoundedResolver:
     def __init__(self, lookup: Lookup = socket.getaddrinfo) -> None:
         self._lookup = lookup
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
+        self._turn = itertools.count()
 
-    def address(self, host: str, port: int, timeout: float | None) -> str:
+    def addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
+        """Every address of `host`, starting at a different one each call (like DNS round
+        robin), so new connections spread over the replicas behind a name."""
         try:
-            ipaddress.ip_address(host)
+            return [str(ipaddress.ip_address(host))]
         except ValueError:
             pass
-        else:
-            return host
         lookup = self._executor.submit(self._lookup, host, port, type=socket.SOCK_STREAM)
         try:
             found = lookup.result(timeout)
@@ -64,19 +66,33 @@ class BoundedResolver:
             raise NewConnectionError(None, f"resolving {host} took over {timeout:.1f}s") from None  # type: ignore[arg-type]
         except OSError as error:
             raise NewConnectionError(None, f"cannot resolve {host}: {error}") from None  # type: ignore[arg-type]
-        return str(found[0][4][0])
+        unique = list(dict.fromkeys(str(info[4][0]) for info in found))
+        start = next(self._turn) % len(unique)
+        return unique[start:] + unique[:start]
 
 
 def _connection_class(resolver: BoundedResolver) -> type[HTTPConnection]:
     class BoundedLookupConnection(HTTPConnection):
-        # urllib3 connects to _dns_host and sends `Host: host`: swap in the looked-up address.
+        # urllib3 connects to _dns_host and sends `Host: host`: connect to each looked-up
+        # address in turn instead, each with an equal share of the time left.
         def _new_conn(self) -> socket.socket:
-            name = self._dns_host
-            self._dns_host = resolver.address(name, self.port, self.timeout)
+            name, timeout = self._dns_host, self.timeout
+            deadline = None if timeout is None else time.monotonic() + timeout
+            addresses = resolver.addresses(name, self.port, timeout)
+            failure: Exception | None = None
             try:
-                return super()._new_conn()
+                for index, address in enumerate(addresses):
+                    if deadline is not None:
+                        self.timeout = (deadline - time.monotonic()) / (len(addresses) - index)
+                    self._dns_host = address
+                    try:
+                        return super()._new_conn()
+                    except ConnectTimeoutError as error:  # NewConnectionError is one too
+                        failure = error
             finally:
-                self._dns_host = name
+                self._dns_host, self.timeout = name, timeout
+            assert failure is not None
+            raise failure
 
     return BoundedLookupConnection
 

@@ -185,3 +185,23 @@ def test_hash_looks_names_up_and_keeps_the_host_header(serve) -> None:  # type: 
     client = PersistenceClient(f"http://localhost:{port}", timeout=2)
     assert client.next_number("req-2") == 5
     assert hosts == [f"localhost:{port}"]
+
+
+def test_hash_tries_every_address_of_a_name(serve) -> None:  # type: ignore[no-untyped-def]
+    upstream = serve(persistence.create_app(Settings(), counter=MemoryCounter()))
+    port = int(upstream.url.rsplit(":", 1)[1])
+    lookups: list[str] = []
+
+    def two_addresses(host: str, lookup_port: int, **_: object) -> list[tuple[object, ...]]:
+        # 127.0.0.2 has nothing on the port (refused), 127.0.0.1 serves: a replica that died.
+        lookups.append(host)
+        return [(0, 0, 0, "", (address, lookup_port)) for address in ("127.0.0.2", "127.0.0.1")]
+
+    resolver = BoundedResolver(two_addresses)
+    assert resolver.addresses("persistence.test", port, 1) == ["127.0.0.2", "127.0.0.1"]
+    assert resolver.addresses("persistence.test", port, 1) == ["127.0.0.1", "127.0.0.2"]
+    # Whichever address comes first, a new connection ends up at the one that answers.
+    for _ in range(2):
+        client = PersistenceClient(f"http://persistence.test:{port}", timeout=2, resolver=resolver)
+        assert client.next_number("req") >= 1
+    assert lookups == ["persistence.test"] * 4
