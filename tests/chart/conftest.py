@@ -33,13 +33,17 @@ def _tools_bin() -> Path:
     return cache / "bin"
 
 
-@pytest.fixture(scope="session")
-def helm_bins() -> dict[str, Path]:
+def installed_helms() -> dict[str, Path]:
     """helm (v4) and helm3 from ci/install-tools.sh (run here when they are missing)."""
     bins = {name: _tools_bin() / name for name in ("helm", "helm3")}
     if not all(path.exists() for path in bins.values()):
         subprocess.run([str(ROOT / "ci" / "install-tools.sh")], check=True)
     return bins
+
+
+@pytest.fixture(scope="session")
+def helm_bins() -> dict[str, Path]:
+    return installed_helms()
 
 
 def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -1,93 +1,36 @@
 """The etcd subchart rendered standalone by real helm, and its entrypoint run against real etcd.
 
 Every values set renders once (cached); the live tests start etcd members on 127.0.0.1.
+Schema, lint and Kubernetes-schema checks: test_subcharts.py, with the registry's.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
-import yaml
 
-from .conftest import HELMS
+from .k8s import named
+from .subchart import ETCD, assert_restricted, env_of
+from .subchart import ETCD_TLS as TLS
 
 pytestmark = pytest.mark.chart
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "hashstack" / "charts" / "etcd"
-RELEASE = "hs"
-NAMESPACE = "store"
+RELEASE, NAMESPACE = ETCD.release, ETCD.namespace
+render, template = ETCD.render, ETCD.template
 HEADLESS = f"{RELEASE}-etcd-headless"
-KUBE_VERSIONS = ("1.30.0", "1.32.0", "1.35.0")
 SELECTOR = {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": RELEASE}
-TLS = {"tls": {"enabled": True, "existingSecret": "etcd-certs", "clientCertAuth": True}}
-
-
-def helm_path(name: str = "helm") -> Path:
-    """helm (v4) or helm3 as ci/install-tools.sh installs them (run here when missing)."""
-    path = Path(os.environ.get("HASHSTACK_CACHE", ROOT / ".cache")) / "bin" / name
-    if not path.exists():
-        subprocess.run([str(ROOT / "ci" / "install-tools.sh")], check=True)
-    return path
-
-
-def helm(*args: str, name: str = "helm") -> subprocess.CompletedProcess[str]:
-    home = Path(tempfile.gettempdir()) / "hashstack-subchart-helm"
-    env = {
-        **os.environ,
-        **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")},
-    }
-    return subprocess.run(
-        [str(helm_path(name)), *args], capture_output=True, text=True, env=env, timeout=120
-    )
-
-
-@functools.cache
-def _template(values_json: str, kube: str, name: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
-        values.write(values_json)  # JSON is YAML
-        values.flush()
-        return helm(
-            "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-            "--kube-version", kube, "-f", values.name, name=name,
-        )  # fmt: skip
-
-
-def template(values: dict[str, Any] | None = None, kube: str = "1.35.0", name: str = "helm"):
-    return _template(json.dumps(values or {}, sort_keys=True), kube, name)
-
-
-def render(values: dict[str, Any] | None = None, kube: str = "1.35.0") -> list[dict[str, Any]]:
-    result = template(values, kube)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    for obj in objects:
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    raise KeyError(f"{kind}/{name} not rendered")
 
 
 def statefulset(values: dict[str, Any] | None = None) -> dict[str, Any]:
-    return find(render(values), "StatefulSet", f"{RELEASE}-etcd")
-
-
-def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    return named(render(values), "StatefulSet", f"{RELEASE}-etcd")
 
 
 def etcd_container(values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,7 +67,7 @@ def test_initial_cluster_names_every_member_through_the_headless_service(replica
 
 def test_statefulset_and_services() -> None:
     objects = render({"replicaCount": 3})
-    sts = find(objects, "StatefulSet", f"{RELEASE}-etcd")
+    sts = named(objects, "StatefulSet", f"{RELEASE}-etcd")
     spec = sts["spec"]
     assert spec["podManagementPolicy"] == "Parallel"
     assert spec["selector"] == {"matchLabels": SELECTOR}
@@ -132,19 +75,19 @@ def test_statefulset_and_services() -> None:
         "whenDeleted": "Retain",
         "whenScaled": "Retain",
     }
-    headless = find(objects, "Service", HEADLESS)["spec"]
+    headless = named(objects, "Service", HEADLESS)["spec"]
     assert headless["clusterIP"] == "None"
     assert headless["publishNotReadyAddresses"] is True
     assert headless["selector"] == SELECTOR
     assert {(p["name"], p["port"]) for p in headless["ports"]} == {("peer", 2380), ("client", 2379)}
-    client = find(objects, "Service", f"{RELEASE}-etcd")["spec"]
+    client = named(objects, "Service", f"{RELEASE}-etcd")["spec"]
     assert client["selector"] == SELECTOR
     assert [(p["name"], p["port"], p["targetPort"]) for p in client["ports"]] == [
         ("client", 2379, "client")
     ]
     ports = {p["name"]: p["containerPort"] for p in etcd_container({"replicaCount": 3})["ports"]}
     assert ports == {"client": 2379, "peer": 2380, "metrics": 2381}
-    pdb = find(objects, "PodDisruptionBudget", f"{RELEASE}-etcd")["spec"]
+    pdb = named(objects, "PodDisruptionBudget", f"{RELEASE}-etcd")["spec"]
     assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": SELECTOR}}
 
 
@@ -161,7 +104,7 @@ def test_labels_and_selectors() -> None:
     pod_labels = statefulset()["spec"]["template"]["metadata"]["labels"]
     assert SELECTOR.items() <= pod_labels.items()
     # The test pod must never be picked by the client Service or counted by the PDB.
-    hook = find(objects, "Pod", f"{RELEASE}-etcd-test-health")
+    hook = named(objects, "Pod", f"{RELEASE}-etcd-test-health")
     assert hook["metadata"]["labels"]["app.kubernetes.io/name"] != "etcd"
 
 
@@ -251,41 +194,20 @@ def test_volume_claim_templates() -> None:
 
 def test_checksum_annotation_follows_the_entrypoint() -> None:
     annotations = statefulset()["spec"]["template"]["metadata"]["annotations"]
-    script = find(render(), "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
+    script = named(render(), "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
     assert annotations["checksum/scripts"] == hashlib.sha256(script.encode()).hexdigest()
 
 
 # --- security --------------------------------------------------------------------------
 
 
-def assert_restricted(pod_spec: dict[str, Any]) -> None:
-    pod = pod_spec["securityContext"]
-    assert pod["runAsNonRoot"] is True
-    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod_spec["automountServiceAccountToken"] is False
-    assert pod_spec["enableServiceLinks"] is False
-    for key in ("hostNetwork", "hostPID", "hostIPC"):
-        assert not pod_spec.get(key)
-    for container in pod_spec["containers"]:
-        ctx = container["securityContext"]
-        assert ctx["runAsNonRoot"] is True
-        assert ctx["runAsUser"] > 0
-        assert ctx["allowPrivilegeEscalation"] is False
-        assert ctx["readOnlyRootFilesystem"] is True
-        assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert not any(p.get("hostPort") for p in container.get("ports", []))
-        assert container["resources"]["requests"]
-        assert container["resources"]["limits"]["memory"]
-
-
 def test_pods_are_restricted() -> None:
     objects = render(TLS)
-    sts_pod = find(objects, "StatefulSet", f"{RELEASE}-etcd")["spec"]["template"]["spec"]
+    sts_pod = named(objects, "StatefulSet", f"{RELEASE}-etcd")["spec"]["template"]["spec"]
     assert_restricted(sts_pod)
     assert sts_pod["securityContext"]["fsGroup"] == 10001
-    assert_restricted(find(objects, "Pod", f"{RELEASE}-etcd-test-health")["spec"])
-    account = find(objects, "ServiceAccount", f"{RELEASE}-etcd")
+    assert_restricted(named(objects, "Pod", f"{RELEASE}-etcd-test-health")["spec"])
+    account = named(objects, "ServiceAccount", f"{RELEASE}-etcd")
     assert account["automountServiceAccountToken"] is False
     assert sts_pod["serviceAccountName"] == f"{RELEASE}-etcd"
 
@@ -300,7 +222,7 @@ def test_data_dir_is_on_the_volume() -> None:
 
 def test_client_tls_from_an_existing_secret() -> None:
     objects = render(TLS)
-    pod = find(objects, "StatefulSet", f"{RELEASE}-etcd")["spec"]["template"]["spec"]
+    pod = named(objects, "StatefulSet", f"{RELEASE}-etcd")["spec"]["template"]["spec"]
     env = env_of(pod["containers"][0])
     assert env["ETCD_LISTEN_CLIENT_URLS"] == "https://0.0.0.0:2379"
     assert env["ETCD_ADVERTISE_CLIENT_URLS"].startswith("https://")
@@ -311,7 +233,7 @@ def test_client_tls_from_an_existing_secret() -> None:
         assert env[key].startswith("/etc/etcd/tls/")
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == "etcd-certs"
-    hook = find(objects, "Pod", f"{RELEASE}-etcd-test-health")
+    hook = named(objects, "Pod", f"{RELEASE}-etcd-test-health")
     assert f"--endpoints=https://{RELEASE}-etcd:2379" in hook["spec"]["containers"][0]["command"]
     assert env_of(hook["spec"]["containers"][0])["ETCDCTL_CACERT"] == "/etc/etcd/tls/ca.crt"
     missing = template({"tls": {"enabled": True}})
@@ -321,7 +243,7 @@ def test_client_tls_from_an_existing_secret() -> None:
 
 def test_helm_test_hook_checks_cluster_health_with_the_etcd_image() -> None:
     objects = render({"replicaCount": 3})
-    hook = find(objects, "Pod", f"{RELEASE}-etcd-test-health")
+    hook = named(objects, "Pod", f"{RELEASE}-etcd-test-health")
     assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
     (container,) = hook["spec"]["containers"]
     assert container["image"] == etcd_container()["image"]
@@ -333,13 +255,13 @@ def test_helm_test_hook_checks_cluster_health_with_the_etcd_image() -> None:
 
 def test_network_policy_allows_peer_traffic_between_members_only() -> None:
     objects = render()
-    policy = find(objects, "NetworkPolicy", f"{RELEASE}-etcd")["spec"]
+    policy = named(objects, "NetworkPolicy", f"{RELEASE}-etcd")["spec"]
     assert policy["podSelector"] == {"matchLabels": SELECTOR}
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     peer_rules = [r for r in policy["ingress"] if {"port": 2380, "protocol": "TCP"} in r["ports"]]
     assert [r["from"] for r in peer_rules] == [[{"podSelector": {"matchLabels": SELECTOR}}]]
     extra = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "persistence"}}}
-    widened = find(
+    widened = named(
         render({"networkPolicy": {"extraIngress": [extra]}}), "NetworkPolicy", f"{RELEASE}-etcd"
     )
     client_from = [p for r in widened["spec"]["ingress"] for p in r["from"]]
@@ -349,124 +271,13 @@ def test_network_policy_allows_peer_traffic_between_members_only() -> None:
     )
 
 
-# --- values schema -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("helm_name", HELMS)
-@pytest.mark.parametrize(
-    ("values", "key"),
-    [
-        ({"replicaCount": 2}, "replicaCount"),
-        ({"replicaCount": 4}, "replicaCount"),
-        ({"replicaCount": -1}, "replicaCount"),
-        ({"replicaCount": 0}, "replicaCount"),
-        ({"replicaCount": "3"}, "replicaCount"),
-        ({"replicaCont": 3}, "replicaCont"),
-        ({"persistence": {"sise": "2Gi"}}, "sise"),
-        ({"image": {"tag": 3.5}}, "tag"),
-        ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
-        ({"autoCompaction": {"mode": "hourly"}}, "mode"),
-        ({"tls": {"enabled": "yes"}}, "enabled"),
-        ({"podAntiAffinity": "strict"}, "podAntiAffinity"),
-        ({"persistence": {"retentionPolicy": {"whenDeleted": "Keep"}}}, "whenDeleted"),
-    ],
-    ids=lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v,
-)
-def test_schema_rejects_bad_values_naming_the_key(
-    values: dict[str, Any], key: str, helm_name: str
-) -> None:
-    result = template(values, name=helm_name)
-    assert result.returncode != 0, f"accepted {values}"
-    assert "schema" in result.stderr.lower()
-    assert key in result.stderr, result.stderr
-
-
-def test_schema_is_self_contained_draft_07() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
-    assert schema["additionalProperties"] is False
-    assert schema["properties"]["replicaCount"]["enum"] == [1, 3, 5]
-    refs = [v for v in _walk(schema) if isinstance(v, str) and v.startswith(("http", "#"))]
-    assert all(r.startswith("#/definitions/") for r in refs if r != schema["$schema"])
-    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert set(defaults) <= set(schema["properties"])
-
-
-def _walk(node: Any) -> list[Any]:
-    if isinstance(node, dict):
-        return [v for value in node.values() for v in [value, *_walk(value)]]
-    if isinstance(node, list):
-        return [v for value in node for v in [value, *_walk(value)]]
-    return []
-
-
-def test_values_are_commented_key_by_key() -> None:
-    assert undocumented_values(CHART / "values.yaml") == []
-
-
-def undocumented_values(path: Path) -> list[str]:
-    """Leaf keys with no `# --` comment above them or above one of their parent keys
-    (a comment on `resources:` documents the requests and limits under it)."""
-    lines = path.read_text().splitlines()
-    documented: list[tuple[int, bool]] = []  # (indent, documented) of the open keys
-    missing = []
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", "- ")) or ":" not in stripped:
-            continue
-        indent = len(line) - len(line.lstrip())
-        while documented and documented[-1][0] >= indent:
-            documented.pop()
-        j = i - 1
-        while (
-            j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --")
-        ):
-            j -= 1
-        here = j >= 0 and lines[j].strip().startswith("# --")
-        is_leaf = not stripped.endswith(":")
-        if is_leaf and not here and not any(d for _, d in documented):
-            missing.append(stripped)
-        documented.append((indent, here))
-    return missing
-
-
-# --- helm lint and Kubernetes schemas ---------------------------------------------------
-
-
-@pytest.mark.parametrize("helm_name", HELMS)
-@pytest.mark.parametrize("values", [{}, {"replicaCount": 5, **TLS}], ids=["default", "five-tls"])
-def test_lint_strict(helm_name: str, values: dict[str, Any], tmp_path: Path) -> None:
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(json.dumps(values))
-    result = helm("lint", "--strict", str(CHART), "-f", str(values_file), name=helm_name)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "[WARNING]" not in result.stdout
-    assert "[ERROR]" not in result.stdout
-
-
-VALIDATE_VALUES = {
-    "default": {},
-    "ha-tls": {"replicaCount": 3, "podAntiAffinity": "hard", **TLS},
-    "ephemeral": {"replicaCount": 5, "persistence": {"enabled": False}, "pdb": {"enabled": False}},
-}
-
-
-@pytest.mark.parametrize("kube", KUBE_VERSIONS)
-@pytest.mark.parametrize("values", sorted(VALIDATE_VALUES))
-def test_objects_validate_against_kubernetes(kube: str, values: str) -> None:
-    objects = render(VALIDATE_VALUES[values], kube=kube)
-    assert objects
-    for obj in objects:
-        kubernetes_validate.validate(obj, kube, strict=True)
-
-
 # --- the entrypoint --------------------------------------------------------------------
 
 
 def test_entrypoint_is_shellcheck_clean() -> None:
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck is not installed (ci/install-deps.sh installs it)")
-    script = find(render(), "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
+    script = named(render(), "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
     result = subprocess.run(
         ["shellcheck", "-s", "sh", "-"], input=script, capture_output=True, text=True
     )
@@ -590,11 +401,9 @@ def entrypoint_cluster(tmp_path: Path):
     objects = render({"replicaCount": 3})
     script = tmp_path / "entrypoint.sh"
     script.write_text(
-        find(objects, "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
+        named(objects, "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
     )
-    base_env = env_of(
-        find(objects, "StatefulSet", f"{RELEASE}-etcd")["spec"]["template"]["spec"]["containers"][0]
-    )
+    base_env = env_of(etcd_container({"replicaCount": 3}))
     clusters: list[Cluster] = []
 
     def make(size: int) -> Cluster:

@@ -1,89 +1,38 @@
 """The registry subchart rendered standalone by real helm; its registry environment and
 proxy configuration run for real (Debian's distribution build and HAProxy on 127.0.0.1).
+Its values schema, helm lint and Kubernetes schemas are checked with etcd's in
+test_subcharts.py.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import requests
-import yaml
 
-from .conftest import HELMS
+from localstack import free_port, wait_until_answers
+
+from .k8s import named
+from .subchart import REGISTRY, assert_restricted, env_of
+from .subchart import REGISTRY_AUTH as AUTH
 
 pytestmark = pytest.mark.chart
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "hashstack" / "charts" / "registry"
-RELEASE = "hs"
-NAMESPACE = "infra"
+RELEASE, NAMESPACE = REGISTRY.release, REGISTRY.namespace
+render, template = REGISTRY.render, REGISTRY.template
 NAME = f"{RELEASE}-registry"
 PROXY = f"{RELEASE}-registry-proxy"
-KUBE_VERSIONS = ("1.30.0", "1.32.0", "1.35.0")
 SELECTOR = {"app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": RELEASE}
 PROXY_SELECTOR = {"app.kubernetes.io/name": "registry-proxy", "app.kubernetes.io/instance": RELEASE}
-AUTH = {"auth": {"htpasswd": {"enabled": True, "existingSecret": "registry-users"}}}
-
-
-def helm_path(name: str = "helm") -> Path:
-    """helm (v4) or helm3 as ci/install-tools.sh installs them (run here when missing)."""
-    path = Path(os.environ.get("HASHSTACK_CACHE", ROOT / ".cache")) / "bin" / name
-    if not path.exists():
-        subprocess.run([str(ROOT / "ci" / "install-tools.sh")], check=True)
-    return path
-
-
-def helm(*args: str, name: str = "helm") -> subprocess.CompletedProcess[str]:
-    home = Path(tempfile.gettempdir()) / "hashstack-subchart-helm"
-    env = {
-        **os.environ,
-        **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")},
-    }
-    return subprocess.run(
-        [str(helm_path(name)), *args], capture_output=True, text=True, env=env, timeout=120
-    )
-
-
-@functools.cache
-def _template(values_json: str, kube: str, name: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
-        values.write(values_json)  # JSON is YAML
-        values.flush()
-        return helm(
-            "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-            "--kube-version", kube, "-f", values.name, name=name,
-        )  # fmt: skip
-
-
-def template(values: dict[str, Any] | None = None, kube: str = "1.35.0", name: str = "helm"):
-    return _template(json.dumps(values or {}, sort_keys=True), kube, name)
-
-
-def render(values: dict[str, Any] | None = None, kube: str = "1.35.0") -> list[dict[str, Any]]:
-    result = template(values, kube)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    for obj in objects:
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    raise KeyError(f"{kind}/{name} not rendered")
 
 
 def names(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -91,15 +40,11 @@ def names(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def deployment(values: dict[str, Any] | None = None) -> dict[str, Any]:
-    return find(render(values), "Deployment", NAME)
+    return named(render(values), "Deployment", NAME)
 
 
 def pod_spec(values: dict[str, Any] | None = None) -> dict[str, Any]:
     return deployment(values)["spec"]["template"]["spec"]
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 # --- the registry -----------------------------------------------------------------------
@@ -145,17 +90,17 @@ def test_registry_pod() -> None:
 
 def test_service_selects_the_registry_and_never_the_proxy() -> None:
     objects = render()
-    service = find(objects, "Service", NAME)["spec"]
+    service = named(objects, "Service", NAME)["spec"]
     assert service["selector"] == SELECTOR
     assert service["ports"] == [
         {"name": "http", "port": 5000, "targetPort": "http", "protocol": "TCP"}
     ]
     assert deployment()["spec"]["selector"] == {"matchLabels": SELECTOR}
-    proxy = find(objects, "DaemonSet", PROXY)
+    proxy = named(objects, "DaemonSet", PROXY)
     assert proxy["spec"]["selector"] == {"matchLabels": PROXY_SELECTOR}
     proxy_labels = proxy["spec"]["template"]["metadata"]["labels"]
     assert not SELECTOR.items() <= proxy_labels.items()
-    test_pod = find(objects, "Pod", f"{NAME}-test")
+    test_pod = named(objects, "Pod", f"{NAME}-test")
     assert not SELECTOR.items() <= test_pod["metadata"]["labels"].items()
     for obj in objects:
         labels = obj["metadata"]["labels"]
@@ -167,14 +112,14 @@ def test_service_selects_the_registry_and_never_the_proxy() -> None:
 
 
 def test_persistent_volume_claim() -> None:
-    claim = find(render(), "PersistentVolumeClaim", NAME)
+    claim = named(render(), "PersistentVolumeClaim", NAME)
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert claim["spec"] == {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": "10Gi"}},
     }
     custom = {"persistence": {"size": "50Gi", "storageClass": "fast", "keepOnUninstall": False}}
-    claim = find(render(custom), "PersistentVolumeClaim", NAME)
+    claim = named(render(custom), "PersistentVolumeClaim", NAME)
     assert "annotations" not in claim["metadata"]
     assert claim["spec"]["storageClassName"] == "fast"
     assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
@@ -182,21 +127,21 @@ def test_persistent_volume_claim() -> None:
     assert not any(o["kind"] == "PersistentVolumeClaim" for o in existing)
     volumes = {
         v["name"]: v
-        for v in find(existing, "Deployment", NAME)["spec"]["template"]["spec"]["volumes"]
+        for v in named(existing, "Deployment", NAME)["spec"]["template"]["spec"]["volumes"]
     }
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "images"
     ephemeral = render({"persistence": {"enabled": False}})
     assert not any(o["kind"] == "PersistentVolumeClaim" for o in ephemeral)
     volumes = {
         v["name"]: v
-        for v in find(ephemeral, "Deployment", NAME)["spec"]["template"]["spec"]["volumes"]
+        for v in named(ephemeral, "Deployment", NAME)["spec"]["template"]["spec"]["volumes"]
     }
     assert volumes["data"] == {"name": "data", "emptyDir": {}}
 
 
 def test_htpasswd_auth_from_an_existing_secret() -> None:
     objects = render(AUTH)
-    spec = find(objects, "Deployment", NAME)["spec"]["template"]["spec"]
+    spec = named(objects, "Deployment", NAME)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     env = env_of(container)
     assert env["REGISTRY_AUTH"] == "htpasswd"
@@ -208,12 +153,12 @@ def test_htpasswd_auth_from_an_existing_secret() -> None:
     assert env["REGISTRY_AUTH_HTPASSWD_PATH"] == f"{mount['mountPath']}/htpasswd"
     assert mount["readOnly"] is True
     # The helm test stays on unauthenticated paths when auth is on.
-    command = find(objects, "Pod", f"{NAME}-test")["spec"]["containers"][0]["command"]
+    command = named(objects, "Pod", f"{NAME}-test")["spec"]["containers"][0]["command"]
     assert f"http://{NAME}:5000/" in command
     assert f"http://{NAME}:5000/v2/" not in command
     assert (
         f"http://{NAME}:5000/v2/"
-        in find(render(), "Pod", f"{NAME}-test")["spec"]["containers"][0]["command"]
+        in named(render(), "Pod", f"{NAME}-test")["spec"]["containers"][0]["command"]
     )
     keyed = {"auth": {"htpasswd": {**AUTH["auth"]["htpasswd"], "key": "users"}}}
     volume = next(v for v in pod_spec(keyed)["volumes"] if v["name"] == "auth")
@@ -242,12 +187,12 @@ def test_http_secret_for_several_replicas() -> None:
 
 
 def proxy_config(values: dict[str, Any] | None = None) -> str:
-    return find(render(values), "ConfigMap", PROXY)["data"]["haproxy.cfg"]
+    return named(render(values), "ConfigMap", PROXY)["data"]["haproxy.cfg"]
 
 
 def test_proxy_daemonset_on_host_port_5000() -> None:
     objects = render()
-    daemonset = find(objects, "DaemonSet", PROXY)
+    daemonset = named(objects, "DaemonSet", PROXY)
     spec = daemonset["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     ports = {p["name"]: p for p in container["ports"]}
@@ -260,18 +205,16 @@ def test_proxy_daemonset_on_host_port_5000() -> None:
     assert mount["mountPath"] == "/usr/local/etc/haproxy"
     assert next(v for v in spec["volumes"] if v["name"] == "config")["configMap"]["name"] == PROXY
     # The proxy forwards to the registry Service on the Service's port.
-    service = find(objects, "Service", NAME)["spec"]["ports"][0]["port"]
+    service = named(objects, "Service", NAME)["spec"]["ports"][0]["port"]
     assert f"server registry {NAME}.{NAMESPACE}.svc.cluster.local:{service} " in proxy_config()
     moved = {"service": {"port": 5050}, "proxy": {"hostPort": 30500}}
     assert f"{NAME}.{NAMESPACE}.svc.cluster.local:5050 " in proxy_config(moved)
-    moved_ports = find(render(moved), "DaemonSet", PROXY)["spec"]["template"]["spec"]["containers"][
-        0
-    ]["ports"]
-    assert moved_ports[0]["hostPort"] == 30500
+    moved_pod = named(render(moved), "DaemonSet", PROXY)["spec"]["template"]
+    assert moved_pod["spec"]["containers"][0]["ports"][0]["hostPort"] == 30500
     # A config change rolls the proxies.
     annotations = daemonset["spec"]["template"]["metadata"]["annotations"]
     assert annotations["checksum/config"] == hashlib.sha256(proxy_config().encode()).hexdigest()
-    changed = find(render(moved), "DaemonSet", PROXY)["spec"]["template"]["metadata"]["annotations"]
+    changed = moved_pod["metadata"]["annotations"]
     assert changed["checksum/config"] != annotations["checksum/config"]
 
 
@@ -289,42 +232,18 @@ def test_proxy_can_be_turned_off() -> None:
     assert not any(o["kind"] == "DaemonSet" for o in render({"proxy": {"enabled": False}}))
 
 
-def assert_restricted(spec: dict[str, Any], host_ports_allowed: bool = False) -> None:
-    pod = spec["securityContext"]
-    assert pod["runAsNonRoot"] is True
-    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["automountServiceAccountToken"] is False
-    assert spec["enableServiceLinks"] is False
-    for key in ("hostNetwork", "hostPID", "hostIPC"):
-        assert not spec.get(key)
-    for volume in spec.get("volumes", []):
-        assert "hostPath" not in volume
-    for container in spec["containers"]:
-        ctx = container["securityContext"]
-        assert ctx["runAsNonRoot"] is True
-        assert ctx["runAsUser"] > 0
-        assert ctx["allowPrivilegeEscalation"] is False
-        assert ctx["readOnlyRootFilesystem"] is True
-        assert ctx["privileged"] is False
-        assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert container["resources"]["limits"]["memory"]
-        host_ports = [p["hostPort"] for p in container.get("ports", []) if p.get("hostPort")]
-        assert host_ports == ([5000] if host_ports_allowed else [])
-
-
 def test_pods_are_restricted_except_the_proxy_host_port() -> None:
     objects = render(AUTH)
-    assert_restricted(find(objects, "Deployment", NAME)["spec"]["template"]["spec"])
-    assert_restricted(find(objects, "Pod", f"{NAME}-test")["spec"])
+    assert_restricted(named(objects, "Deployment", NAME)["spec"]["template"]["spec"])
+    assert_restricted(named(objects, "Pod", f"{NAME}-test")["spec"])
     # The one stated exception: hostPort (Pod Security baseline "Host Ports").
     assert_restricted(
-        find(objects, "DaemonSet", PROXY)["spec"]["template"]["spec"], host_ports_allowed=True
+        named(objects, "DaemonSet", PROXY)["spec"]["template"]["spec"], host_ports=(5000,)
     )
-    values = (CHART / "values.yaml").read_text()
+    values = (REGISTRY.chart / "values.yaml").read_text()
     assert "POD SECURITY EXCEPTION" in values
     for account in (NAME, PROXY):
-        assert find(objects, "ServiceAccount", account)["automountServiceAccountToken"] is False
+        assert named(objects, "ServiceAccount", account)["automountServiceAccountToken"] is False
 
 
 def test_network_policies() -> None:
@@ -335,14 +254,14 @@ def test_network_policies() -> None:
             }
         }
     )
-    registry = find(objects, "NetworkPolicy", NAME)["spec"]
+    registry = named(objects, "NetworkPolicy", NAME)["spec"]
     assert registry["podSelector"] == {"matchLabels": SELECTOR}
     assert registry["policyTypes"] == ["Ingress"]
     (rule,) = registry["ingress"]
     assert rule["ports"] == [{"port": 5000, "protocol": "TCP"}]
     assert {"podSelector": {"matchLabels": PROXY_SELECTOR}} in rule["from"]
     assert {"namespaceSelector": {"matchLabels": {"ci": "true"}}} in rule["from"]
-    proxy = find(objects, "NetworkPolicy", PROXY)["spec"]
+    proxy = named(objects, "NetworkPolicy", PROXY)["spec"]
     assert proxy["podSelector"] == {"matchLabels": PROXY_SELECTOR}
     # hostPort traffic comes from the node's own addresses: any source, port 5000 only.
     assert proxy["ingress"] == [{"ports": [{"port": 5000, "protocol": "TCP"}]}]
@@ -359,133 +278,13 @@ def test_network_policies() -> None:
 
 
 def test_helm_test_hook() -> None:
-    hook = find(render(), "Pod", f"{NAME}-test")
+    hook = named(render(), "Pod", f"{NAME}-test")
     assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert hook["spec"]["containers"][0]["image"] == pod_spec()["containers"][0]["image"]
     assert not any(o["kind"] == "Pod" for o in render({"tests": {"enabled": False}}))
 
 
-# --- values schema, lint, Kubernetes schemas ------------------------------------------------
-
-
-@pytest.mark.parametrize("helm_name", HELMS)
-@pytest.mark.parametrize(
-    ("values", "key"),
-    [
-        ({"proxy": {"hostPrt": 5000}}, "hostPrt"),
-        ({"proxy": {"hostPort": 70000}}, "hostPort"),
-        ({"proxy": {"enabled": "no"}}, "enabled"),
-        ({"persistance": {"enabled": False}}, "persistance"),
-        ({"persistence": {"accessMode": "ReadOnlyMany"}}, "accessMode"),
-        ({"image": {"tag": 3}}, "tag"),
-        ({"image": {"pullPolicy": "Maybe"}}, "pullPolicy"),
-        ({"replicaCount": 0}, "replicaCount"),
-        ({"service": {"port": "http"}}, "port"),
-        ({"auth": {"htpasswd": {"secret": "x"}}}, "secret"),
-        ({"proxy": {"timeouts": {"client": "ten minutes"}}}, "client"),
-    ],
-    ids=lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v,
-)
-def test_schema_rejects_bad_values_naming_the_key(
-    values: dict[str, Any], key: str, helm_name: str
-) -> None:
-    result = template(values, name=helm_name)
-    assert result.returncode != 0, f"accepted {values}"
-    assert "schema" in result.stderr.lower()
-    assert key in result.stderr, result.stderr
-
-
-def test_schema_is_self_contained_draft_07() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
-    assert schema["additionalProperties"] is False
-    assert schema["properties"]["proxy"]["additionalProperties"] is False
-    text = json.dumps(schema)
-    assert '"$ref": "http' not in text
-    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert set(defaults) <= set(schema["properties"])
-
-
-def test_values_are_commented_key_by_key() -> None:
-    lines = (CHART / "values.yaml").read_text().splitlines()
-    documented: list[tuple[int, bool]] = []
-    missing = []
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", "- ")) or ":" not in stripped:
-            continue
-        indent = len(line) - len(line.lstrip())
-        while documented and documented[-1][0] >= indent:
-            documented.pop()
-        j = i - 1
-        while (
-            j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --")
-        ):
-            j -= 1
-        here = j >= 0 and lines[j].strip().startswith("# --")
-        if not stripped.endswith(":") and not here and not any(d for _, d in documented):
-            missing.append(stripped)
-        documented.append((indent, here))
-    assert missing == []
-
-
-@pytest.mark.parametrize("helm_name", HELMS)
-@pytest.mark.parametrize(
-    "values", [{}, {**AUTH, "proxy": {"enabled": False}}], ids=["default", "auth-noproxy"]
-)
-def test_lint_strict(helm_name: str, values: dict[str, Any], tmp_path: Path) -> None:
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(json.dumps(values))
-    result = helm("lint", "--strict", str(CHART), "-f", str(values_file), name=helm_name)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "[WARNING]" not in result.stdout
-    assert "[ERROR]" not in result.stdout
-
-
-VALIDATE_VALUES = {
-    "default": {},
-    "auth-rwx": {
-        **AUTH,
-        "replicaCount": 2,
-        "persistence": {"accessMode": "ReadWriteMany", "storageClass": "-"},
-        "httpSecret": {"existingSecret": "registry-http"},
-        "proxy": {"hostIP": "127.0.0.1", "tolerations": [{"operator": "Exists"}]},
-    },
-    "ephemeral-noproxy": {"persistence": {"enabled": False}, "proxy": {"enabled": False}},
-}
-
-
-@pytest.mark.parametrize("kube", KUBE_VERSIONS)
-@pytest.mark.parametrize("values", sorted(VALIDATE_VALUES))
-def test_objects_validate_against_kubernetes(kube: str, values: str) -> None:
-    objects = render(VALIDATE_VALUES[values], kube=kube)
-    assert objects
-    for obj in objects:
-        kubernetes_validate.validate(obj, kube, strict=True)
-
-
 # --- the real thing: registry environment and proxy config on 127.0.0.1 ---------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, ok: tuple[int, ...] = (200,), timeout: float = 20) -> requests.Response:
-    end = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < end:
-        try:
-            response = requests.get(url, timeout=2)
-            if response.status_code in ok:
-                return response
-            last = response.status_code
-        except requests.ConnectionError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"{url} never answered {ok}: {last}")
 
 
 class Processes:
@@ -542,7 +341,7 @@ def start_registry(
         ["docker-registry", "serve", str(config)],
         {"PATH": os.environ["PATH"], **env},
     )
-    wait_http(f"http://127.0.0.1:{port}/")
+    wait_until_answers(f"http://127.0.0.1:{port}/", timeout=20)
     return f"127.0.0.1:{port}"
 
 
@@ -565,7 +364,7 @@ def start_proxy(processes: Processes, workdir: Path, registry: str) -> tuple[str
     check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     processes.start("haproxy", ["haproxy", "-db", "-f", str(path)], {"PATH": os.environ["PATH"]})
-    wait_http(f"http://127.0.0.1:{health}/healthz")
+    wait_until_answers(f"http://127.0.0.1:{health}/healthz", timeout=20)
     return f"127.0.0.1:{listen}", f"127.0.0.1:{health}"
 
 
@@ -604,7 +403,7 @@ def push_image(base: str, name: str) -> str:
 def test_nodes_push_pull_and_delete_through_the_proxy(processes: Processes, tmp_path: Path) -> None:
     registry = start_registry(processes, tmp_path, {}, {})
     proxy, health = start_proxy(processes, tmp_path, registry)
-    wait_http(f"http://{health}/readyz")
+    wait_until_answers(f"http://{health}/readyz", timeout=20)
     base = f"http://{proxy}"
     digest = push_image(base, "hashstack/hash")
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
@@ -622,7 +421,7 @@ def test_nodes_push_pull_and_delete_through_the_proxy(processes: Processes, tmp_
 def test_proxy_reports_not_ready_without_a_registry(processes: Processes, tmp_path: Path) -> None:
     _, health = start_proxy(processes, tmp_path, f"127.0.0.1:{free_port()}")
     assert requests.get(f"http://{health}/healthz", timeout=5).status_code == 200
-    wait_http(f"http://{health}/readyz", ok=(503,))
+    wait_until_answers(f"http://{health}/readyz", timeout=20, expect=503)
 
 
 @pytest.mark.slow
