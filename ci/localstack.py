@@ -282,7 +282,7 @@ class LocalStack:
         ]
 
     def start(self, progress: bool = False) -> None:
-        say = print if progress else (lambda *_: None)
+        say = print if progress else (lambda *_, **__: None)
         if self.store == "etcd":
             say(f"starting etcd on {self.etcd.client_url} (data: {self.etcd.data_dir})", flush=True)
             self.etcd.start()
