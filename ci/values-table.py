@@ -91,20 +91,13 @@ def lookup(values: Any, dotted: str) -> Any:
     return node
 
 
+# bool before int: True is an int too.
+_TYPE_NAMES = ((bool, "bool"), (int, "int"), (float, "float"), (str, "string"), (list, "list"),
+               (dict, "object"))  # fmt: skip
+
+
 def type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "null")
 
 
 def rows(values_path: Path = VALUES) -> list[Row]:
