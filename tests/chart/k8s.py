@@ -153,25 +153,23 @@ class PolicyModel:
         return False
 
     def allows(self, src: Pod | None, dst: Pod | None, port: int, protocol: str = "TCP") -> bool:
-        if src is not None:
-            egress = self.selecting(src, "Egress")
-            if egress and not any(
-                self._peer_matches(rule.get("to"), dst)
-                and self._port_matches(rule.get("ports"), port, protocol, dst)
-                for policy in egress
-                for rule in policy["spec"].get("egress") or []
-            ):
-                return False
-        if dst is not None:
-            ingress = self.selecting(dst, "Ingress")
-            if ingress and not any(
-                self._peer_matches(rule.get("from"), src)
-                and self._port_matches(rule.get("ports"), port, protocol, dst)
-                for policy in ingress
-                for rule in policy["spec"].get("ingress") or []
-            ):
-                return False
-        return True
+        # A connection needs the sender's egress and the receiver's ingress (None: outside).
+        return (src is None or self._side_allows(src, "Egress", dst, dst, port, protocol)) and (
+            dst is None or self._side_allows(dst, "Ingress", src, dst, port, protocol)
+        )
+
+    def _side_allows(
+        self, pod: Pod, direction: str, peer: Pod | None, dst: Pod | None, port: int, protocol: str
+    ) -> bool:
+        """Whether the policies selecting `pod` for `direction` let `peer` through (or none do)."""
+        policies = self.selecting(pod, direction)
+        rules_key, peer_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+        return not policies or any(
+            self._peer_matches(rule.get(peer_key), peer)
+            and self._port_matches(rule.get("ports"), port, protocol, dst)
+            for policy in policies
+            for rule in policy["spec"].get(rules_key) or []
+        )
 
     def internal_edges(self) -> set[Edge]:
         """Every allowed (src, dst, container port) between two pods of the release."""

@@ -93,15 +93,6 @@ def containers() -> Iterator[list[str]]:
     pm.remove_containers(*names)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def scratch_store() -> Iterator[Path]:
     """A separate, empty podman image store: a pull into it really downloads every layer."""

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from localstack import free_port
 from tests.images import podman as pm
-from tests.images.conftest import free_port, record
+from tests.images.conftest import record
 
 pytestmark = pytest.mark.images
 

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import requests
 
+from tests.images.podman import env as podman_env
 from tests.skaffold.conftest import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
 
 pytestmark = [pytest.mark.images, pytest.mark.slow]
@@ -27,9 +28,9 @@ pytestmark = [pytest.mark.images, pytest.mark.slow]
 def podman(
     *args: str, data: bytes | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "ci" / "containers.conf")}
+    # Bytes in and out (a tar on stdin), in the environment the images rung uses.
     result = subprocess.run(
-        ["podman", *args], input=data, capture_output=True, env=env, timeout=120
+        ["podman", *args], input=data, capture_output=True, env=podman_env(), timeout=120
     )
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)}: {result.stderr.decode()[-2000:]}")
