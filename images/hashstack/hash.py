@@ -22,13 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.persistence_url, settings.request_timeout, pool_size=settings.threads
     )
 
-    def ready() -> None:
-        try:
-            persistence.check(current_request_id())
-        except PersistenceError as error:
-            raise ServiceError(f"not ready: {error}") from None
-
-    app = create_service_app("hash", ready)
+    app = create_service_app("hash", lambda: persistence.check(current_request_id()))
 
     @app.get("/")
     def hashed_number() -> Response:

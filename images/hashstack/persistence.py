@@ -19,13 +19,7 @@ def create_app(settings: Settings | None = None, counter: Counter | None = None)
     counter = counter or open_counter(settings)
     allocator = BlockAllocator(counter, settings.block_size)
 
-    def ready() -> None:
-        try:
-            counter.check()
-        except StoreUnavailable as error:
-            raise ServiceError(f"not ready: {error}") from None
-
-    app = create_service_app("persistence", ready)
+    app = create_service_app("persistence", counter.check)
 
     @app.get("/")
     def next_number() -> Response:

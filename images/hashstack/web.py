@@ -32,7 +32,7 @@ class ServiceError(Exception):
             self.status = status
 
 
-ReadinessCheck = Callable[[], None]  # returns when ready, raises ServiceError when not
+ReadinessCheck = Callable[[], None]  # returns when ready, raises when not
 
 
 def current_request_id() -> str:
@@ -99,7 +99,10 @@ def create_service_app(service: str, readiness: ReadinessCheck) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        readiness()
+        try:
+            readiness()
+        except Exception as error:  # whatever the dependency raised: not ready, and why
+            raise ServiceError(f"not ready: {error}") from None
         return jsonify(status="ready")
 
     @app.get("/metrics")
