@@ -1,4 +1,4 @@
-"""The PNG in the README: throughput and p99 against concurrency, one line per service."""
+"""The PNG in docs/benchmarks.md: throughput and p99 against concurrency, one line per service."""
 
 from __future__ import annotations
 

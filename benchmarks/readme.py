@@ -1,8 +1,14 @@
-"""The figures of a run as the Markdown table the README shows (benchmarks/latest.md)."""
+"""The figures of a run as Markdown: benchmarks/latest.md, and the block between the markers in
+docs/benchmarks.md (the page people read), both written by `make bench`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START = "<!-- bench-figures:start -->"
+END = "<!-- bench-figures:end -->"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -63,3 +69,20 @@ def markdown(result: dict[str, Any]) -> str:
     if result["warnings"]:
         lines.append(f"Warnings during the run: {len(result['warnings'])} (see latest.json).")
     return "\n".join(lines) + "\n"
+
+
+def figures_on_page(text: str) -> str | None:
+    """The figures block of a page, or None when it has no markers."""
+    if START not in text or END not in text:
+        return None
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def write_figures(figures: str, page: Path = PAGE) -> None:
+    """Replace the page's figures block; a page without the markers is an error, not a no-op."""
+    text = page.read_text()
+    if figures_on_page(text) is None:
+        raise SystemExit(f"{page}: no {START} ... {END} block to write the figures into")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    page.write_text(f"{head}{START}\n{figures.strip(chr(10))}\n{END}{tail}")

@@ -357,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short round (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
-        "--no-latest", action="store_true", help="do not update benchmarks/latest.*"
+        "--no-latest",
+        action="store_true",
+        help="do not update benchmarks/latest.* and docs/benchmarks.md",
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -403,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.out / f"bench-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=1) + "\n")
     from benchmarks.plot import plot
-    from benchmarks.readme import markdown
+    from benchmarks.readme import markdown, write_figures
 
     png_path = args.out / f"bench-{stamp}.png"
     plot(result, png_path)
@@ -413,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(
                 args.out / f"bench-{stamp}.{suffix}", ROOT / f"benchmarks/latest.{suffix}"
             )
+        write_figures(markdown(result))  # docs/benchmarks.md shows the latest full run
     shutil.rmtree(base_dir, ignore_errors=True)  # logs of a million requests: not worth keeping
     print(f"\nwrote {json_path} and {png_path} in {time.monotonic() - started:.0f} s")
     # Ratios drift with the machine and only warn; a repeated number or an error is a bug.
