@@ -20,7 +20,7 @@ if ! command -v "$SKAFFOLD" >/dev/null 2>&1; then
   cat >&2 <<'MSG'
 make dev: skaffold is not installed (needs v2.19 or newer, which drives Helm 4).
   Install it: https://skaffold.dev/docs/install/ (one static binary on your PATH), then run
-  `make dev` again. The README's "Inner loop" section has the steps for kind and minikube.
+  `make dev` again. docs/development.md ("The inner loop") has the steps for kind and minikube.
   Without skaffold, `make deploy` builds the images and installs the chart with helm.
 MSG
   exit 127

@@ -100,7 +100,7 @@ cmd_build() {
     --build-arg "REVISION=$revision"
     --build-arg "SOURCE=$source_url"
   )
-  # 10001:10001 for a dev image whose /app skaffold may sync files into (see the README).
+  # 10001:10001 for a dev image whose /app skaffold may sync files into (see docs/development.md).
   [ -z "${APP_OWNER:-}" ] || args+=(--build-arg "APP_OWNER=$APP_OWNER")
   if [ "$OFFLINE" = 1 ]; then
     cmd_base

@@ -1,6 +1,6 @@
 """One gunicorn configuration for all three services: `-c python:hashstack.gunicorn_conf`.
 
-Everything comes from the environment through hashstack.config (see the README's table).
+Everything comes from the environment through hashstack.config (see docs/configuration.md).
 """
 
 from __future__ import annotations
