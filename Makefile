@@ -56,6 +56,10 @@ bench: ## benchmarks: ratios against hello measured in one run
 test-faults: ## the long fault-injection suite
 	FAULTS_LONG=1 ci/test.sh tests/faults
 
+.PHONY: docs
+docs: ## render docs/diagrams/*.dot (Graphviz) to the SVGs the docs show
+	ci/docs.sh
+
 .PHONY: clean
 clean: ## remove the venv, caches and local data
 	rm -rf .venv .cache
