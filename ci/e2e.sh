@@ -14,7 +14,9 @@
 # pull that registry by, default REGISTRY), TAG (ci/images.sh tag), ENGINE and OFFLINE
 # (ci/images.sh), RELEASE, NAMESPACE, E2E_SKIP_IMAGES=1 (both tags already pushed),
 # E2E_CT=auto|1|0, CT_TARGET_BRANCH, E2E_TESTS (pytest paths, default tests/cluster),
-# E2E_RELEASE=0 (skip step 5).
+# E2E_MARK (pytest -m, default cluster: everything; the workflow splits "cluster and not ha"
+# from the multi-node job's "ha"), E2E_RELEASE=0 (skip step 5),
+# HASHSTACK_E2E_MAX_FAILED (failed calls allowed during an upgrade or drain, default 0).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
@@ -26,6 +28,7 @@ HELM="${HELM:-helm}"
 TAG="${TAG:-$(ci/images.sh tag)}"
 NEXT_TAG="$TAG-next"
 E2E_TESTS="${E2E_TESTS:-tests/cluster}"
+E2E_MARK="${E2E_MARK:-cluster}"
 export TAG HELM
 
 log() { echo "e2e: $*" >&2; }
@@ -113,11 +116,11 @@ main() {
 
   run_ct
 
-  log "cluster suite: $E2E_TESTS"
+  log "cluster suite: $E2E_TESTS -m '$E2E_MARK'"
   # shellcheck disable=SC2086 # E2E_TESTS is a list of paths
   HASHSTACK_REQUIRE_CLUSTER=1 HASHSTACK_E2E_REGISTRY="$PULL_REGISTRY" \
     HASHSTACK_E2E_TAG="$TAG" HASHSTACK_E2E_NEXT_TAG="$NEXT_TAG" \
-    ci/test.sh -m cluster -s $E2E_TESTS
+    ci/test.sh -m "$E2E_MARK" -s $E2E_TESTS
 
   [ "${E2E_RELEASE:-1}" != 0 ] || return 0
   log "release $RELEASE in namespace $NAMESPACE"
