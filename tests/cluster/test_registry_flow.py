@@ -34,6 +34,8 @@ def flow_script(flow: Flow, mode: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "KUBECONFIG": flow.kubeconfig,
+        "RELEASE": RELEASE,
+        "REGISTRY_RELEASE": RELEASE,
         "NAMESPACE": flow.app,
         "REGISTRY_NAMESPACE": flow.registry,
         "TAG": os.environ.get("HASHSTACK_E2E_TAG", ""),
