@@ -125,6 +125,9 @@ def test_e2e_uses_kind_install_only_and_ct(workflow: dict[str, Any]) -> None:
     assert kind["with"]["install_only"] is True
     assert kind["with"]["version"] == "${{ matrix.kind }}"
     assert job["env"]["E2E_MARK"] == "cluster and not ha"
+    # skaffold for the registry flow's second way, installed before the suite runs.
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs == ["ci/install-skaffold.sh", "ci/e2e.sh"]
     # The action's cleanup deletes the cluster cluster.sh made, by this name.
     assert kind["with"]["cluster_name"] == job["env"]["KIND_CLUSTER_NAME"]
     assert job["env"]["KIND_NODE_IMAGE"] == "${{ matrix.node-image }}"
