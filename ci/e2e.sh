@@ -29,10 +29,19 @@ TAG="${TAG:-$(ci/images.sh tag)}"
 NEXT_TAG="$TAG-next"
 E2E_TESTS="${E2E_TESTS:-tests/cluster}"
 E2E_MARK="${E2E_MARK:-cluster}"
+DRY_RUN="${DRY_RUN:-0}"
 export TAG HELM
 
 log() { echo "e2e: $*" >&2; }
 die() { log "$*"; exit 1; }
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '%q ' "$@"
+    echo
+  else
+    "$@"
+  fi
+}
 
 engine_answers() {
   { command -v docker >/dev/null && docker info >/dev/null 2>&1; } \
@@ -46,15 +55,17 @@ choose_cluster() {
   fi
   case "$MODE" in
     kind)
-      command -v kind >/dev/null || die "E2E_CLUSTER=kind but kind is not on PATH"
-      ci/kind/cluster.sh up
+      [ "$DRY_RUN" = 1 ] || command -v kind >/dev/null ||
+        die "E2E_CLUSTER=kind but kind is not on PATH"
+      run ci/kind/cluster.sh up
       export KUBECONFIG="${KIND_KUBECONFIG:-$HASHSTACK_CACHE/kind/kubeconfig}"
       # kind's registry container; localhost:5000 on the nodes is the chart's node proxy.
       PUSH_REGISTRY="localhost:${KIND_REGISTRY_PORT:-5001}"
       PULL_REGISTRY="$PUSH_REGISTRY"
       ;;
     current)
-      if ! kubectl get --raw /version --request-timeout=5s >/dev/null 2>&1; then
+      if [ "$DRY_RUN" != 1 ] &&
+        ! kubectl get --raw /version --request-timeout=5s >/dev/null 2>&1; then
         die "no reachable cluster: kind with docker or podman is not available here, and the" \
           "current kube context ($(kubectl config current-context 2>/dev/null || echo none))" \
           "does not answer. Install kind and docker/podman, or point KUBECONFIG at a cluster."
@@ -64,8 +75,8 @@ choose_cluster() {
       ;;
     *) die "E2E_CLUSTER must be auto, kind or current, not '$MODE'" ;;
   esac
-  log "cluster: $MODE ($(kubectl config current-context)), images pushed to $PUSH_REGISTRY," \
-    "pulled as $PULL_REGISTRY"
+  log "cluster: $MODE ($(kubectl config current-context 2>/dev/null || echo none))," \
+    "images pushed to $PUSH_REGISTRY, pulled as $PULL_REGISTRY"
 }
 
 # What went wrong, in the job log, when a step fails.
@@ -98,16 +109,16 @@ push_images() {
   local tag
   for tag in "$TAG" "$NEXT_TAG"; do
     # The second build is all cache: the same images under a new tag, for the upgrade test.
-    TAG="$tag" ci/images.sh build
-    TAG="$tag" ci/images.sh push "$PUSH_REGISTRY"
+    run env TAG="$tag" ci/images.sh build
+    run env TAG="$tag" ci/images.sh push "$PUSH_REGISTRY"
   done
 }
 
 main() {
-  ci/install-deps.sh
-  ci/install-tools.sh
+  run ci/install-deps.sh
+  run ci/install-tools.sh
   choose_cluster
-  trap diagnose EXIT
+  [ "$DRY_RUN" = 1 ] || trap diagnose EXIT
 
   if [ "${E2E_SKIP_IMAGES:-0}" != 1 ]; then
     push_images
@@ -118,21 +129,21 @@ main() {
 
   log "cluster suite: $E2E_TESTS -m '$E2E_MARK'"
   # shellcheck disable=SC2086 # E2E_TESTS is a list of paths
-  HASHSTACK_REQUIRE_CLUSTER=1 HASHSTACK_E2E_REGISTRY="$PULL_REGISTRY" \
+  run env HASHSTACK_REQUIRE_CLUSTER=1 HASHSTACK_E2E_REGISTRY="$PULL_REGISTRY" \
     HASHSTACK_E2E_TAG="$TAG" HASHSTACK_E2E_NEXT_TAG="$NEXT_TAG" \
     ci/test.sh -m "$E2E_MARK" -s $E2E_TESTS
 
   [ "${E2E_RELEASE:-1}" != 0 ] || return 0
   log "release $RELEASE in namespace $NAMESPACE"
-  "$HELM" upgrade --install "$RELEASE" charts/hashstack --namespace "$NAMESPACE" \
+  run "$HELM" upgrade --install "$RELEASE" charts/hashstack --namespace "$NAMESPACE" \
     --create-namespace --wait --timeout 10m "${set_args[@]}"
-  "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
+  run "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
   log "done; try: kubectl get --raw /api/v1/namespaces/$NAMESPACE/services/$RELEASE-hash:http/proxy/"
 }
 
 run_ct() {
   local want="${E2E_CT:-auto}"
-  if ! command -v ct >/dev/null; then
+  if [ "$DRY_RUN" != 1 ] && ! command -v ct >/dev/null; then
     if [ "$want" = 1 ] || { [ "$want" = auto ] && [ -n "${CI:-}" ]; }; then
       die "ct (chart-testing) is not on PATH"
     fi
@@ -142,17 +153,17 @@ run_ct() {
   if [ "$want" = 0 ]; then
     return 0
   fi
-  ct lint --config ci/ct.yaml
+  run ct lint --config ci/ct.yaml
   local upgrade=(--upgrade)
   local target="origin/${CT_TARGET_BRANCH:-main}"
-  if ! git rev-parse --verify --quiet "$target" >/dev/null; then
+  if [ "$DRY_RUN" != 1 ] && ! git rev-parse --verify --quiet "$target" >/dev/null; then
     if [ -n "${CI:-}" ]; then
       die "ct install --upgrade needs $target (checkout with fetch-depth: 0)"
     fi
     log "no $target here: ct install without the upgrade test"
     upgrade=()
   fi
-  ct install --config ci/ct.yaml "${upgrade[@]}" \
+  run ct install --config ci/ct.yaml "${upgrade[@]}" \
     --helm-extra-set-args "${set_args[*]} --set metrics.serviceMonitor.enabled=false"
 }
 
