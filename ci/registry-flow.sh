@@ -80,6 +80,13 @@ namespace_at_level() {
 
 # Step 1. An existing registry release is only waited for, never changed here.
 bootstrap() {
+  # The earlier layout ran the registry inside the app release: its proxy holds hostPort 5000
+  # on every node, and the app namespace could not enforce restricted.
+  if [ "$DRY_RUN" != 1 ] && [ "$NAMESPACE" != "$REGISTRY_NAMESPACE" ] &&
+    kubectl --namespace "$NAMESPACE" get "daemonset/$RELEASE-registry-proxy" >/dev/null 2>&1; then
+    die "release $RELEASE in $NAMESPACE still runs its own registry proxy: helm upgrade it" \
+      "with --set registry.enabled=false (or uninstall it) first (docs/cluster.md)"
+  fi
   namespace_at_level "$REGISTRY_NAMESPACE" privileged
   namespace_at_level "$NAMESPACE" restricted
   if [ "$DRY_RUN" != 1 ] &&
