@@ -16,7 +16,8 @@
 # E2E_CT=auto|1|0, CT_TARGET_BRANCH, E2E_TESTS (pytest paths, default tests/cluster),
 # E2E_MARK (pytest -m, default cluster: everything; the workflow splits "cluster and not ha"
 # from the multi-node job's "ha"), E2E_RELEASE=0 (skip step 5),
-# HASHSTACK_E2E_MAX_FAILED (failed calls allowed during an upgrade or drain, default 0).
+# HASHSTACK_E2E_MAX_FAILED (failed calls allowed during an upgrade or drain, default 0),
+# DRY_RUN=1 (print the commands instead of running them; no cluster needed).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
