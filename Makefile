@@ -8,7 +8,7 @@ NAMESPACE ?= hashstack
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: install
 install: ## install Debian packages, the Python venv, helm and kubectl
@@ -45,7 +45,7 @@ dev: ## skaffold dev: rebuild and redeploy on every change
 	ci/dev.sh
 
 .PHONY: e2e
-e2e: ## the cluster suite on kind (made here when kind exists) or the current kube context
+e2e: ## ct and the cluster suite on kind, or E2E_CLUSTER=current (docs/cluster.md)
 	ci/e2e.sh
 
 .PHONY: bench

@@ -2,14 +2,22 @@
 # `make e2e` and the workflow's e2e job: the chart on a real cluster.
 #   1. a cluster: kind with a local registry (ci/kind/cluster.sh) when kind and docker or
 #      podman are there, otherwise the current kube context; none at all: say so, exit 1;
-#   2. the three images built and pushed where the nodes pull from (ci/images.sh);
+#   2. the three images built and pushed where the nodes pull from (ci/images.sh), under
+#      $TAG and $TAG-next (the cluster suite upgrades to the second under load);
 #   3. ct lint and ct install --upgrade (ci/ct.yaml) when ct is installed (required on CI);
-#   4. the pytest cluster suite (tests/cluster), which fails rather than skips here;
+#   4. the pytest cluster suite ($E2E_TESTS), which fails rather than skips here;
 #   5. the release itself: helm upgrade --install, then helm test. It stays up to explore.
+# Only hello, persistence and hash are pointed at the pushed images
+# (<service>.image.registry/repository/tag): etcd, the registry and its proxy keep theirs.
 # Environment: E2E_CLUSTER=auto|kind|current, KIND_* (ci/kind/cluster.sh), REGISTRY (push
-# target for the current context, default localhost:5000), TAG (ci/images.sh tag), ENGINE
-# and OFFLINE (ci/images.sh), RELEASE, NAMESPACE, E2E_SKIP_IMAGES=1 (images already pushed),
-# E2E_CT=auto|1|0, CT_TARGET_BRANCH.
+# target for the current context, default localhost:5000), PULL_REGISTRY (the name the nodes
+# pull that registry by, default REGISTRY), TAG (ci/images.sh tag), ENGINE and OFFLINE
+# (ci/images.sh), RELEASE, NAMESPACE, E2E_SKIP_IMAGES=1 (both tags already pushed),
+# E2E_CT=auto|1|0, CT_TARGET_BRANCH, E2E_TESTS (pytest paths, default tests/cluster),
+# E2E_MARK (pytest -m, default cluster: everything; the workflow splits "cluster and not ha"
+# from the multi-node job's "ha"), E2E_RELEASE=0 (skip step 5),
+# HASHSTACK_E2E_MAX_FAILED (failed calls allowed during an upgrade or drain, default 0),
+# DRY_RUN=1 (print the commands instead of running them; no cluster needed).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
@@ -19,10 +27,22 @@ RELEASE="${RELEASE:-hashstack}"
 NAMESPACE="${NAMESPACE:-hashstack}"
 HELM="${HELM:-helm}"
 TAG="${TAG:-$(ci/images.sh tag)}"
+NEXT_TAG="$TAG-next"
+E2E_TESTS="${E2E_TESTS:-tests/cluster}"
+E2E_MARK="${E2E_MARK:-cluster}"
+DRY_RUN="${DRY_RUN:-0}"
 export TAG HELM
 
 log() { echo "e2e: $*" >&2; }
 die() { log "$*"; exit 1; }
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '%q ' "$@"
+    echo
+  else
+    "$@"
+  fi
+}
 
 engine_answers() {
   { command -v docker >/dev/null && docker info >/dev/null 2>&1; } \
@@ -36,22 +56,28 @@ choose_cluster() {
   fi
   case "$MODE" in
     kind)
-      command -v kind >/dev/null || die "E2E_CLUSTER=kind but kind is not on PATH"
-      ci/kind/cluster.sh up
+      [ "$DRY_RUN" = 1 ] || command -v kind >/dev/null ||
+        die "E2E_CLUSTER=kind but kind is not on PATH"
+      run ci/kind/cluster.sh up
       export KUBECONFIG="${KIND_KUBECONFIG:-$HASHSTACK_CACHE/kind/kubeconfig}"
-      PUSH_REGISTRY="localhost:${KIND_REGISTRY_PORT:-5000}"
+      # kind's registry container; localhost:5000 on the nodes is the chart's node proxy.
+      PUSH_REGISTRY="localhost:${KIND_REGISTRY_PORT:-5001}"
+      PULL_REGISTRY="$PUSH_REGISTRY"
       ;;
     current)
-      if ! kubectl get --raw /version --request-timeout=5s >/dev/null 2>&1; then
+      if [ "$DRY_RUN" != 1 ] &&
+        ! kubectl get --raw /version --request-timeout=5s >/dev/null 2>&1; then
         die "no reachable cluster: kind with docker or podman is not available here, and the" \
           "current kube context ($(kubectl config current-context 2>/dev/null || echo none))" \
           "does not answer. Install kind and docker/podman, or point KUBECONFIG at a cluster."
       fi
       PUSH_REGISTRY="${REGISTRY:-localhost:5000}"
+      PULL_REGISTRY="${PULL_REGISTRY:-$PUSH_REGISTRY}"
       ;;
     *) die "E2E_CLUSTER must be auto, kind or current, not '$MODE'" ;;
   esac
-  log "cluster: $MODE ($(kubectl config current-context)), images from $PUSH_REGISTRY"
+  log "cluster: $MODE ($(kubectl config current-context 2>/dev/null || echo none))," \
+    "images pushed to $PUSH_REGISTRY, pulled as $PULL_REGISTRY"
 }
 
 # What went wrong, in the job log, when a step fails.
@@ -64,44 +90,61 @@ diagnose() {
   return "$rc"
 }
 
-# helm --set arguments that point the chart at the pushed images (filled in by main).
+# helm --set arguments that point the three services at the pushed images (filled in by main).
 set_args=()
 
+# Prints one `--set` argument per line for <service>.image.registry/repository/tag.
+image_set_args() {
+  local tag=$1 service
+  for service in hello persistence hash; do
+    printf '%s\n' --set "$service.image.registry=$PULL_REGISTRY" \
+      --set "$service.image.repository=hashstack/$service" --set-string "$service.image.tag=$tag"
+  done
+}
+
+push_images() {
+  # kind runs on docker when docker answers: build with it too (ci/images.sh's default is podman).
+  if [ -z "${ENGINE:-}" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    export ENGINE=docker
+  fi
+  local tag
+  for tag in "$TAG" "$NEXT_TAG"; do
+    # The second build is all cache: the same images under a new tag, for the upgrade test.
+    run env TAG="$tag" ci/images.sh build
+    run env TAG="$tag" ci/images.sh push "$PUSH_REGISTRY"
+  done
+}
+
 main() {
-  ci/install-deps.sh
-  ci/install-tools.sh
+  run ci/install-deps.sh
+  run ci/install-tools.sh
   choose_cluster
-  trap diagnose EXIT
+  [ "$DRY_RUN" = 1 ] || trap diagnose EXIT
 
   if [ "${E2E_SKIP_IMAGES:-0}" != 1 ]; then
-    # kind runs on docker when docker answers: build with it too (ci/images.sh's default is podman).
-    if [ -z "${ENGINE:-}" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-      export ENGINE=docker
-    fi
-    ci/images.sh build
-    ci/images.sh push "$PUSH_REGISTRY"
+    push_images
   fi
-  set_args=(--set "global.imageRegistry=$PUSH_REGISTRY")
-  for service in hello persistence hash; do
-    set_args+=(--set "$service.image.tag=$TAG")
-  done
+  mapfile -t set_args < <(image_set_args "$TAG")
 
   run_ct
 
-  log "cluster suite"
-  HASHSTACK_REQUIRE_CLUSTER=1 HASHSTACK_E2E_REGISTRY="$PUSH_REGISTRY" \
-    HASHSTACK_E2E_TAG="$TAG" ci/test.sh -m cluster tests/cluster
+  log "cluster suite: $E2E_TESTS -m '$E2E_MARK'"
+  # shellcheck disable=SC2086 # E2E_TESTS is a list of paths
+  run env HASHSTACK_REQUIRE_CLUSTER=1 HASHSTACK_E2E_REGISTRY="$PULL_REGISTRY" \
+    HASHSTACK_E2E_TAG="$TAG" HASHSTACK_E2E_NEXT_TAG="$NEXT_TAG" \
+    ci/test.sh -m "$E2E_MARK" -s $E2E_TESTS
 
+  [ "${E2E_RELEASE:-1}" != 0 ] || return 0
   log "release $RELEASE in namespace $NAMESPACE"
-  "$HELM" upgrade --install "$RELEASE" charts/hashstack --namespace "$NAMESPACE" \
+  run "$HELM" upgrade --install "$RELEASE" charts/hashstack --namespace "$NAMESPACE" \
     --create-namespace --wait --timeout 10m "${set_args[@]}"
-  "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
+  run "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
   log "done; try: kubectl get --raw /api/v1/namespaces/$NAMESPACE/services/$RELEASE-hash:http/proxy/"
 }
 
 run_ct() {
   local want="${E2E_CT:-auto}"
-  if ! command -v ct >/dev/null; then
+  if [ "$DRY_RUN" != 1 ] && ! command -v ct >/dev/null; then
     if [ "$want" = 1 ] || { [ "$want" = auto ] && [ -n "${CI:-}" ]; }; then
       die "ct (chart-testing) is not on PATH"
     fi
@@ -111,17 +154,18 @@ run_ct() {
   if [ "$want" = 0 ]; then
     return 0
   fi
-  ct lint --config ci/ct.yaml
+  run ct lint --config ci/ct.yaml
   local upgrade=(--upgrade)
   local target="origin/${CT_TARGET_BRANCH:-main}"
-  if ! git rev-parse --verify --quiet "$target" >/dev/null; then
+  if [ "$DRY_RUN" != 1 ] && ! git rev-parse --verify --quiet "$target" >/dev/null; then
     if [ -n "${CI:-}" ]; then
       die "ct install --upgrade needs $target (checkout with fetch-depth: 0)"
     fi
     log "no $target here: ct install without the upgrade test"
     upgrade=()
   fi
-  ct install --config ci/ct.yaml "${upgrade[@]}" --helm-extra-set-args "${set_args[*]}"
+  run ct install --config ci/ct.yaml "${upgrade[@]}" \
+    --helm-extra-set-args "${set_args[*]} --set metrics.serviceMonitor.enabled=false"
 }
 
 main "$@"

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The seed's registry flow: the images go to the chart's own registry (<release>-registry),
-# which every node pulls as localhost:5000 through the <release>-registry-proxy DaemonSet.
+# The seed's registry flow: the images go to the chart's own registry, which every node pulls
+# as localhost:5000 through its node proxy. Two releases of the same chart, two namespaces:
+#   registry  release $REGISTRY_RELEASE in $REGISTRY_NAMESPACE (Pod Security enforce=privileged,
+#             warn/audit=restricted: the proxy's hostPort needs it): the registry and its node
+#             proxy only (ci/registry-flow/registry.yaml). It outlives the application: the
+#             images and the registry's PVC stay when the app release is uninstalled.
+#   app       release $RELEASE in $NAMESPACE (enforce=restricted): hello, persistence, hash,
+#             etcd, registry.enabled=false (ci/registry-flow/app.yaml), images
+#             localhost:5000/hashstack/<service>.
 # Skaffold builds and pushes every artifact before it deploys anything, so the registry has to
 # run before the first build: two steps.
-#   1. When the release does not exist yet: helm upgrade --install the chart with hello,
-#      persistence and hash disabled, so that the registry and the node proxy come up.
-#   2. Forward the registry to 127.0.0.1:$REGISTRY_PORT, then build, push and deploy:
+#   1. When the registry release does not exist yet: install it (and label both namespaces).
+#   2. Forward the registry to 127.0.0.1:$REGISTRY_PORT, then build, push and deploy the app:
 #        run   skaffold run -p registry --default-repo=localhost:5000/hashstack [ARGS]
 #        dev   skaffold dev -p registry --default-repo=localhost:5000/hashstack [ARGS]
 #        helm  ci/images.sh build and push (tag: the git revision), then helm upgrade --install
@@ -13,13 +19,15 @@
 #
 #   ci/registry-flow.sh run|dev|helm [SKAFFOLD_ARGS...]
 #
-# The engine that pushes (docker, or podman for `helm`) must reach 127.0.0.1 of this machine.
-# A namespace that enforces Pod Security "baseline" or "restricted" rejects the proxy's
-# hostPort: label it pod-security.kubernetes.io/enforce=privileged first.
+# Pushes go through the port-forward (which needs RBAC on the registry namespace): the node
+# proxy refuses everything but GET and HEAD. The engine that pushes (docker, or podman for
+# `helm`) must reach 127.0.0.1 of this machine.
 #
-# Environment: RELEASE, NAMESPACE (default hashstack; skaffold.yaml fixes both to hashstack),
-#   REGISTRY_PORT (local end of the forward, default 5000; skaffold needs 5000 because it deploys
-#   the very name it pushed), SKAFFOLD (binary), DRY_RUN=1 (print the commands, run none).
+# Environment: RELEASE, NAMESPACE (the app; default hashstack; skaffold.yaml fixes both to
+#   hashstack), REGISTRY_RELEASE (default hashstack), REGISTRY_NAMESPACE (default
+#   hashstack-registry), REGISTRY_PORT (local end of the forward, default 5000; skaffold needs
+#   5000 because it deploys the very name it pushed), SKAFFOLD (binary), TAG (ci/images.sh),
+#   DRY_RUN=1 (print the commands, run none).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
@@ -34,10 +42,13 @@ MODE=$1
 shift
 RELEASE=${RELEASE:-hashstack}
 NAMESPACE=${NAMESPACE:-hashstack}
+REGISTRY_RELEASE=${REGISTRY_RELEASE:-hashstack}
+REGISTRY_NAMESPACE=${REGISTRY_NAMESPACE:-hashstack-registry}
 SKAFFOLD=${SKAFFOLD:-skaffold}
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 DRY_RUN=${DRY_RUN:-0}
 CHART=charts/hashstack
+TOPOLOGY=ci/registry-flow
 SERVICES=(hello persistence hash)
 # What the nodes pull (the proxy's hostPort) and so what skaffold must name its images.
 NODE_REGISTRY=localhost:5000
@@ -57,27 +68,44 @@ run() {
   fi
 }
 
-# Step 1. An existing release is never touched here: disabling its services would take them down.
+# A namespace whose Pod Security admission enforces LEVEL (warn and audit: restricted).
+namespace_at_level() {
+  local ns=$1 level=$2
+  if [ "$DRY_RUN" = 1 ] || ! kubectl get namespace "$ns" >/dev/null 2>&1; then
+    run kubectl create namespace "$ns"
+  fi
+  run kubectl label --overwrite namespace "$ns" "pod-security.kubernetes.io/enforce=$level" \
+    pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/audit=restricted
+}
+
+# Step 1. An existing registry release is only waited for, never changed here.
 bootstrap() {
-  if [ "$DRY_RUN" != 1 ] && helm status "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1; then
-    log "release $RELEASE exists: waiting for its registry"
-    kubectl --namespace "$NAMESPACE" rollout status "deployment/$RELEASE-registry" --timeout=5m ||
-      die "no ready deployment/$RELEASE-registry: is registry.enabled false in release $RELEASE?"
+  # The earlier layout ran the registry inside the app release: its proxy holds hostPort 5000
+  # on every node, and the app namespace could not enforce restricted.
+  if [ "$DRY_RUN" != 1 ] && [ "$NAMESPACE" != "$REGISTRY_NAMESPACE" ] &&
+    kubectl --namespace "$NAMESPACE" get "daemonset/$RELEASE-registry-proxy" >/dev/null 2>&1; then
+    die "release $RELEASE in $NAMESPACE still runs its own registry proxy: helm upgrade it" \
+      "with --set registry.enabled=false (or uninstall it) first (docs/cluster.md)"
+  fi
+  namespace_at_level "$REGISTRY_NAMESPACE" privileged
+  namespace_at_level "$NAMESPACE" restricted
+  if [ "$DRY_RUN" != 1 ] &&
+    helm status "$REGISTRY_RELEASE" --namespace "$REGISTRY_NAMESPACE" >/dev/null 2>&1; then
+    log "release $REGISTRY_RELEASE exists in $REGISTRY_NAMESPACE: waiting for its registry"
+    kubectl --namespace "$REGISTRY_NAMESPACE" rollout status \
+      "deployment/$REGISTRY_RELEASE-registry" --timeout=5m ||
+      die "no ready deployment/$REGISTRY_RELEASE-registry in namespace $REGISTRY_NAMESPACE"
     return
   fi
-  local svc off=()
-  for svc in "${SERVICES[@]}"; do
-    off+=(--set "$svc.enabled=false")
-  done
-  log "step 1: the chart without the services, so that the registry and its node proxy come up"
-  run helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
-    --wait --timeout 10m --set registry.enabled=true "${off[@]}"
+  log "step 1: release $REGISTRY_RELEASE in $REGISTRY_NAMESPACE: the registry and its node proxy"
+  run helm upgrade --install "$REGISTRY_RELEASE" "$CHART" --namespace "$REGISTRY_NAMESPACE" \
+    --wait --timeout 10m --values "$TOPOLOGY/registry.yaml"
 }
 
 # Step 2's first half: the registry on 127.0.0.1:$REGISTRY_PORT until this script exits.
 forward() {
-  local cmd=(kubectl --namespace "$NAMESPACE" port-forward --address 127.0.0.1
-    "service/$RELEASE-registry" "$REGISTRY_PORT:5000")
+  local cmd=(kubectl --namespace "$REGISTRY_NAMESPACE" port-forward --address 127.0.0.1
+    "service/$REGISTRY_RELEASE-registry" "$REGISTRY_PORT:5000")
   if [ "$DRY_RUN" = 1 ]; then
     run "${cmd[@]}"
     return
@@ -114,7 +142,7 @@ with_skaffold() {
 }
 
 with_helm() {
-  local tag svc line ref digest pushed sets=()
+  local tag svc line ref digest pushed sets=(--values "$TOPOLOGY/app.yaml")
   tag=$(ci/images.sh tag)
   run ci/images.sh build
   bootstrap
@@ -128,7 +156,7 @@ with_helm() {
     echo "$pushed"
   fi
   for svc in "${SERVICES[@]}"; do
-    sets+=(--set "$svc.enabled=true" --set "$svc.image.registry=$NODE_REGISTRY"
+    sets+=(--set "$svc.image.registry=$NODE_REGISTRY"
       --set "$svc.image.repository=hashstack/$svc" --set-string "$svc.image.tag=$tag")
     digest=""
     while read -r line; do
@@ -144,7 +172,8 @@ with_helm() {
       sets+=(--set "$svc.image.pullPolicy=Always")
     fi
   done
-  run helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
+  log "step 2: release $RELEASE in $NAMESPACE (Pod Security restricted)"
+  run helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
     --wait --timeout 10m "${sets[@]}"
 }
 

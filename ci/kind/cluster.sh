@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # A kind cluster with a local registry, following kind's documented local-registry pattern:
-#   1. a registry container published on 127.0.0.1:$KIND_REGISTRY_PORT (default 5000),
+#   1. a registry container published on 127.0.0.1:$KIND_REGISTRY_PORT (default 5001),
 #   2. joined to the `kind` network so that nodes reach it by its container name,
-#   3. a containerd hosts.toml on every node mapping localhost:$KIND_REGISTRY_PORT to it, so
-#      pods pull localhost:5000/hashstack/<service>:<tag> exactly as in the seed,
+#   3. a containerd hosts.toml on every node mapping localhost:$KIND_REGISTRY_PORT (and only
+#      that name) to it, so pods pull localhost:5001/hashstack/<service>:<tag>,
 #   4. the kube-public/local-registry-hosting ConfigMap (KEP-1755) telling tools where to push.
+# localhost:5000 is left alone on purpose: there the nodes reach the chart's own registry
+# through its node proxy (hostPort 5000), the seed's flow that tests/cluster exercises.
 # Usage: ci/kind/cluster.sh up|down. Idempotent; works with docker or podman.
+# Environment: KIND_CLUSTER_NAME, KIND_NODE_IMAGE, KIND_CONFIG (default ci/kind/cluster.yaml),
+#   KIND_REGISTRY_NAME, KIND_REGISTRY_PORT, KIND_REGISTRY_IMAGE, KIND_KUBECONFIG, ENGINE.
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
 cd "$HASHSTACK_ROOT"
@@ -17,9 +21,12 @@ DEFAULT_REGISTRY_IMAGE="docker.io/library/registry:3.0.0@sha256:6c5666b861f3505b
 CLUSTER="${KIND_CLUSTER_NAME:-hashstack}"
 NODE_IMAGE="${KIND_NODE_IMAGE:-$DEFAULT_NODE_IMAGE}"
 REGISTRY_NAME="${KIND_REGISTRY_NAME:-kind-registry}"
-REGISTRY_PORT="${KIND_REGISTRY_PORT:-5000}"
+REGISTRY_PORT="${KIND_REGISTRY_PORT:-5001}"
+# The chart's node proxy listens on this port on every node: never redirect it.
+NODE_PROXY_PORT=5000
 REGISTRY_IMAGE="${KIND_REGISTRY_IMAGE:-$DEFAULT_REGISTRY_IMAGE}"
 KUBECONFIG_FILE="${KIND_KUBECONFIG:-$HASHSTACK_CACHE/kind/kubeconfig}"
+CONFIG="${KIND_CONFIG:-ci/kind/cluster.yaml}"
 
 log() { echo "kind-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -42,6 +49,8 @@ container_engine() {
 
 ENGINE=$(container_engine) || die "neither docker nor podman answers"
 if [ "$ENGINE" = podman ]; then export KIND_EXPERIMENTAL_PROVIDER=podman; fi
+[ "$REGISTRY_PORT" != "$NODE_PROXY_PORT" ] ||
+  die "KIND_REGISTRY_PORT=$NODE_PROXY_PORT would hide the chart's node proxy (localhost:5000)"
 command -v kind >/dev/null || die "kind is not on PATH (https://kind.sigs.k8s.io/docs/user/quick-start/)"
 
 registry_up() {
@@ -62,14 +71,17 @@ cluster_up() {
   else
     log "cluster $CLUSTER from $NODE_IMAGE"
     kind create cluster --name "$CLUSTER" --image "$NODE_IMAGE" \
-      --config ci/kind/cluster.yaml --kubeconfig "$KUBECONFIG_FILE" --wait 180s
+      --config "$CONFIG" --kubeconfig "$KUBECONFIG_FILE" --wait 180s
   fi
 }
 
 # localhost inside a node is the node itself: tell containerd where localhost:<port> really is.
+# A hosts.toml for localhost:5000 (left by an older version of this script) is removed, so
+# that name goes to the node proxy.
 nodes_use_registry() {
   local dir="/etc/containerd/certs.d/localhost:$REGISTRY_PORT" node
   for node in $(kind get nodes --name "$CLUSTER"); do
+    "$ENGINE" exec "$node" rm -rf "/etc/containerd/certs.d/localhost:$NODE_PROXY_PORT"
     "$ENGINE" exec "$node" mkdir -p "$dir"
     printf '[host."http://%s:5000"]\n' "$REGISTRY_NAME" \
       | "$ENGINE" exec -i "$node" cp /dev/stdin "$dir/hosts.toml"

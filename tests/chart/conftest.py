@@ -18,7 +18,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "hashstack"
-CI_VALUES = sorted(p.stem for p in (CHART / "ci").glob("*.yaml"))
+# Scenario names: ci/<name>-values.yaml (chart-testing installs these) and
+# ci/<name>-lint.yaml (linted and rendered only: they cannot run on kind).
+CI_SUFFIXES = ("-values.yaml", "-lint.yaml")
+CI_VALUES = sorted(
+    p.name.removesuffix(suffix)
+    for p in (CHART / "ci").glob("*.yaml")
+    for suffix in CI_SUFFIXES
+    if p.name.endswith(suffix)
+)
+
+
+def ci_values_file(name: str) -> Path:
+    """The file of scenario `name` in charts/hashstack/ci/."""
+    (path,) = [p for s in CI_SUFFIXES if (p := CHART / "ci" / f"{name}{s}").is_file()]
+    return path
+
+
 BAD_VALUES = sorted((Path(__file__).parent / "bad-values").glob("*.yaml"))
 RELEASE = "hashstack"
 NAMESPACE = "hashstack"
@@ -110,7 +126,7 @@ def render(built_chart: Path, helm_bins: dict[str, Path]) -> RenderFn:
         key = (values, helm, kube, str(chart or built_chart), extra)
         if key not in text_cache:
             args = ["template", RELEASE, str(chart or built_chart), "--namespace", NAMESPACE]
-            args += ["--kube-version", kube, "-f", str(CHART / "ci" / f"{values}.yaml"), *extra]
+            args += ["--kube-version", kube, "-f", str(ci_values_file(values)), *extra]
             text_cache[key] = run_helm(helm_bins[helm], *args).stdout
         return text_cache[key]
 
@@ -130,4 +146,4 @@ def values_of(name: str) -> dict[str, Any]:
         return over
 
     base = yaml.safe_load((CHART / "values.yaml").read_text())
-    return merge(base, yaml.safe_load((CHART / "ci" / f"{name}.yaml").read_text()) or {})
+    return merge(base, yaml.safe_load(ci_values_file(name).read_text()) or {})

@@ -11,7 +11,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import CHART, CI_VALUES, HELMS, KUBE_VERSIONS, RELEASE, RenderFn, run_helm
+from .conftest import (
+    CHART,
+    CI_VALUES,
+    HELMS,
+    KUBE_VERSIONS,
+    RELEASE,
+    RenderFn,
+    ci_values_file,
+    run_helm,
+)
 
 pytestmark = pytest.mark.chart
 
@@ -75,7 +84,7 @@ def test_lint_strict(values: str, helm: str, built_chart: Path, helm_bins: dict[
         "--strict",
         str(built_chart),
         "-f",
-        str(CHART / "ci" / f"{values}.yaml"),
+        str(ci_values_file(values)),
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -400,21 +400,37 @@ def push_image(base: str, name: str) -> str:
 
 
 @pytest.mark.slow
-def test_nodes_push_pull_and_delete_through_the_proxy(processes: Processes, tmp_path: Path) -> None:
+def test_nodes_pull_through_the_proxy_but_cannot_push_or_delete(
+    processes: Processes, tmp_path: Path
+) -> None:
     registry = start_registry(processes, tmp_path, {}, {})
     proxy, health = start_proxy(processes, tmp_path, registry)
     wait_until_answers(f"http://{health}/readyz", timeout=20)
-    base = f"http://{proxy}"
-    digest = push_image(base, "hashstack/hash")
+    base, direct = f"http://{proxy}", f"http://{registry}"
+    # Pushes go straight to the registry (kubectl port-forward in the cluster).
+    digest = push_image(direct, "hashstack/hash")
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    manifest = f"/v2/hashstack/hash/manifests/{digest}"
     pulled = requests.get(f"{base}/v2/hashstack/hash/manifests/1.0", headers=accept, timeout=10)
     assert pulled.status_code == 200
     assert pulled.headers["Docker-Content-Digest"] == digest
-    # REGISTRY_STORAGE_DELETE_ENABLED from the chart is what allows this.
-    deleted = requests.delete(f"{base}/v2/hashstack/hash/manifests/{digest}", timeout=10)
-    assert deleted.status_code == 202, deleted.text
-    gone = requests.get(f"{base}/v2/hashstack/hash/manifests/{digest}", headers=accept, timeout=10)
-    assert gone.status_code == 404
+    config = json.loads(pulled.text)["config"]["digest"]
+    assert requests.get(f"{base}/v2/hashstack/hash/blobs/{config}", timeout=10).status_code == 200
+    assert requests.head(base + manifest, headers=accept, timeout=10).status_code == 200
+    # A push through the proxy fails at its first step, and so does every other method.
+    with pytest.raises(AssertionError, match="UNSUPPORTED"):
+        push_image(base, "hashstack/pushed-through-the-proxy")
+    for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        refused = requests.request(method, base + manifest, data=b"x", timeout=10)
+        assert refused.status_code == 405, (method, refused.text)
+        assert refused.headers["Allow"] == "GET, HEAD"
+        assert refused.json()["errors"][0]["code"] == "UNSUPPORTED"
+    # None of it reached the registry: the image is there, nothing else is.
+    assert requests.get(direct + manifest, headers=accept, timeout=10).status_code == 200
+    catalog = requests.get(f"{direct}/v2/_catalog", timeout=10).json()
+    assert catalog["repositories"] == ["hashstack/hash"]
+    # The registry itself would have deleted it (REGISTRY_STORAGE_DELETE_ENABLED from the chart).
+    assert requests.delete(direct + manifest, timeout=10).status_code == 202
 
 
 @pytest.mark.slow

@@ -82,14 +82,59 @@ def test_helm_set_args_are_sorted_and_booleans_lowercase(helpers: ModuleType) ->
     assert args == ["--set", "a=true", "--set", "b.x=2", "--set", "c=s"]
 
 
-def test_image_values(helpers: ModuleType) -> None:
+def test_image_values_point_only_the_three_services_at_the_pushed_images(
+    helpers: ModuleType,
+) -> None:
     assert helpers.image_values("", "") == {}
-    assert helpers.image_values("localhost:5000", "abc123") == {
-        "global.imageRegistry": "localhost:5000",
-        "hello.image.tag": "abc123",
-        "persistence.image.tag": "abc123",
-        "hash.image.tag": "abc123",
+    values = helpers.image_values("localhost:5001", "abc123")
+    assert values == {
+        f"{svc}.image.{key}": value
+        for svc in ("hello", "persistence", "hash")
+        for key, value in (
+            ("registry", "localhost:5001"),
+            ("repository", f"hashstack/{svc}"),
+            ("tag", "abc123"),
+        )
     }
+    # global.imageRegistry would rename etcd, the registry and haproxy too: nothing pushes those.
+    assert not [key for key in values if key.startswith("global.")]
+    assert helpers.image_values("", "t") == {
+        "hello.image.tag": "t",
+        "persistence.image.tag": "t",
+        "hash.image.tag": "t",
+    }
+
+
+def test_kept_claims_follow_the_charts_policy(helpers: ModuleType) -> None:
+    claims = ["data-hashstack-etcd-0", "data-hashstack-etcd-2", "hashstack-registry", "other"]
+    assert helpers.kept_claims(claims, "hashstack", registry_kept=True) == (
+        ["data-hashstack-etcd-0", "data-hashstack-etcd-2", "hashstack-registry"],
+        ["other"],
+    )
+    assert helpers.kept_claims(claims[:3], "hashstack", registry_kept=False) == (
+        ["data-hashstack-etcd-0", "data-hashstack-etcd-2"],
+        ["hashstack-registry"],
+    )
+    # Another release's claims are not this one's.
+    assert helpers.kept_claims(["data-x-etcd-0"], "hashstack", True) == ([], ["data-x-etcd-0"])
+
+
+def test_measurement_counts_failures_and_the_slowest_call(helpers: ModuleType) -> None:
+    ledger = helpers.Ledger()
+    run = helpers.Measurement("upgrade", ledger)
+    for status, number, seconds in [
+        (200, 1, 0.1),
+        (503, None, 2.5),
+        (0, None, 10.0),
+        (200, 2, 0.2),
+    ]:
+        run.record(status, number, seconds)
+    assert (run.calls, run.failed, run.slowest) == (4, 2, 10.0)
+    assert ledger.numbers == [1, 2]
+    assert run.summary() == "upgrade: 4 calls, 2 failed (0: 1, 503: 1), slowest 10.000s"
+    clean = helpers.Measurement("drain", helpers.Ledger())
+    clean.record(200, 7, 0.05)
+    assert clean.summary() == "drain: 1 calls, 0 failed, slowest 0.050s"
 
 
 def test_kubeconfig_candidates_follow_kubectl_order(helpers: ModuleType, tmp_path: Path) -> None:

@@ -23,7 +23,16 @@ EXPECTED = {
     "test_helm_upgrade_with_changed_values_then_rollback",
     "test_helm_test_passes",
     "test_uninstall_leaves_only_the_pvcs",
+    "test_upgrade_to_new_tags_and_config_under_load",
+    "test_ha_installs_and_spreads_over_the_workers",
+    "test_draining_a_node_under_load",
+    "test_each_release_in_its_own_pod_security_level",
+    "test_the_app_runs_images_pulled_through_the_node_proxy",
+    "test_hash_answers_in_the_restricted_namespace",
+    "test_the_proxy_binds_the_node_loopback_only",
 }
+# The multi-node job's share (E2E_MARK=ha); the other e2e jobs run "cluster and not ha".
+HA = {"test_ha_installs_and_spreads_over_the_workers", "test_draining_a_node_under_load"}
 
 
 def unreachable_kubeconfig(tmp_path: Path) -> Path:
@@ -53,22 +62,33 @@ def run_pytest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_the_suite_collects_with_the_cluster_marker() -> None:
     proc = run_pytest("--collect-only", "-q", "-m", "cluster", "tests/cluster")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    collected = set(re.findall(r"::(test_\w+)", proc.stdout))
-    assert collected >= EXPECTED
-    assert re.search(rf"^{len(collected)} tests collected", proc.stdout, re.M), proc.stdout
+    node_ids = re.findall(r"^tests/cluster/\S+::test_\S+$", proc.stdout, re.M)
+    assert {re.sub(r"^.*::(test_\w+).*$", r"\1", n) for n in node_ids} >= EXPECTED
+    assert re.search(rf"^{len(node_ids)} tests collected", proc.stdout, re.M), proc.stdout
 
 
-def test_no_reachable_cluster_skips_everything_in_one_line(tmp_path: Path) -> None:
+def test_the_ha_marker_selects_the_multi_node_scenarios() -> None:
+    ha = run_pytest("--collect-only", "-q", "-m", "ha", "tests/cluster")
+    rest = run_pytest("--collect-only", "-q", "-m", "cluster and not ha", "tests/cluster")
+    assert set(re.findall(r"::(test_\w+)", ha.stdout)) == HA, ha.stdout
+    others = set(re.findall(r"::(test_\w+)", rest.stdout))
+    assert others >= EXPECTED - HA
+    assert not others & HA
+
+
+def test_no_reachable_cluster_skips_everything_in_one_line_per_file(tmp_path: Path) -> None:
     kubeconfig = unreachable_kubeconfig(tmp_path)
     proc = run_pytest("-rs", "tests/cluster", KUBECONFIG=str(kubeconfig))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     skipped = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
-    assert len(skipped) == 1, proc.stdout
-    count = int(re.search(r"SKIPPED \[(\d+)\]", skipped[0]).group(1))  # type: ignore[union-attr]
-    assert count >= len(EXPECTED)
-    assert "no reachable cluster" in skipped[0]
-    assert str(kubeconfig) in skipped[0]
-    assert re.search(rf"{count} skipped", proc.stdout)
+    files = {p.name for p in (ROOT / "tests" / "cluster").glob("test_*.py")}
+    assert len(skipped) == len(files), proc.stdout
+    counts = [int(m.group(1)) for m in (re.search(r"SKIPPED \[(\d+)\]", s) for s in skipped) if m]
+    assert sum(counts) >= len(EXPECTED)
+    for line in skipped:
+        assert "no reachable cluster" in line
+        assert str(kubeconfig) in line
+    assert re.search(rf"{sum(counts)} skipped", proc.stdout)
 
 
 def test_a_missing_kubeconfig_is_named_in_the_reason(tmp_path: Path) -> None:

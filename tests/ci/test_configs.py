@@ -30,13 +30,36 @@ def test_ct_config_names_the_chart_and_known_keys_only() -> None:
     assert "--timeout" in config["helm-extra-args"]
 
 
+def test_ct_installs_every_scenario_that_runs_on_kind() -> None:
+    """ct reads ci/*-values.yaml only; the rest must say why it is lint-only."""
+    scenarios = sorted((ROOT / "charts" / "hashstack" / "ci").glob("*.yaml"))
+    installed = {p.name for p in scenarios if p.name.endswith("-values.yaml")}
+    assert installed == {"default-values.yaml", "dev-values.yaml", "ha-values.yaml"}
+    for path in scenarios:
+        if path.name in installed:
+            continue
+        assert path.name.endswith("-lint.yaml"), f"{path.name}: neither -values nor -lint"
+        assert path.read_text().startswith("# Lint-only (ct installs *-values.yaml only): ")
+
+
+def test_no_reference_to_the_old_scenario_names() -> None:
+    old = [f"ci/{name}.yaml" for name in ("default", "dev", "ha", "ingress", "minimal")]
+    files = ["skaffold.yaml", "ci/ct.yaml", "ci/e2e.sh", "charts/hashstack/README.md",
+             "docs/cluster.md", *map(str, (ROOT / "tests").rglob("*.py"))]  # fmt: skip
+    for name in files:
+        path = ROOT / name
+        text = path.read_text() if path.is_file() else ""
+        assert not [o for o in old if o in text], name
+
+
 def test_kind_cluster_config() -> None:
     config = load_yaml(ROOT / "ci" / "kind" / "cluster.yaml")
     assert config["kind"] == "Cluster"
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     roles = [node["role"] for node in config["nodes"]]
     assert roles.count("control-plane") == 1
-    assert roles.count("worker") >= 1
+    # The HA scenario spreads 3 pods per service over hostnames, and a drain needs a spare.
+    assert roles.count("worker") == 3
 
 
 def test_kind_registry_follows_the_local_registry_pattern() -> None:
@@ -48,7 +71,12 @@ def test_kind_registry_follows_the_local_registry_pattern() -> None:
     assert "network connect kind" in script
     assert "name: local-registry-hosting" in script
     assert "namespace: kube-public" in script
-    assert 'REGISTRY_PORT="${KIND_REGISTRY_PORT:-5000}"' in script  # the seed's localhost:5000
+    # kind's registry is localhost:5001; localhost:5000 stays the chart's node proxy (the seed's
+    # flow), so no hosts.toml may redirect it, and a stale one is removed.
+    assert 'REGISTRY_PORT="${KIND_REGISTRY_PORT:-5001}"' in script
+    assert "NODE_PROXY_PORT=5000" in script
+    assert 'rm -rf "/etc/containerd/certs.d/localhost:$NODE_PROXY_PORT"' in script
+    assert '[ "$REGISTRY_PORT" != "$NODE_PROXY_PORT" ]' in script
     assert "127.0.0.1:$REGISTRY_PORT:5000" in script  # published on loopback only
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from .conftest import ROOT, SCHEMAS, WORKFLOW
+from .conftest import ROOT, SCHEMAS, WORKFLOW, load_yaml
 
 SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s+v\d+(\.\d+)*\s*$")
 
@@ -96,24 +96,38 @@ def e2e_matrix(workflow: dict[str, Any]) -> list[dict[str, str]]:
     return list(workflow["jobs"]["e2e"]["strategy"]["matrix"]["include"])
 
 
-def test_e2e_runs_the_three_newest_kubernetes_minors_on_pinned_node_images(
+def minor(version: str) -> int:
+    return int(version.split(".")[1])
+
+
+def test_e2e_covers_the_oldest_claimed_and_the_newest_kubernetes_on_pinned_images(
     workflow: dict[str, Any],
 ) -> None:
     entries = e2e_matrix(workflow)
-    minors = sorted(int(e["kubernetes"].split(".")[1]) for e in entries)
-    assert len(minors) == 3
-    assert minors == list(range(minors[0], minors[0] + 3)), "three consecutive minors"
+    chart = load_yaml(ROOT / "charts" / "hashstack" / "Chart.yaml")
+    oldest = re.fullmatch(r">=\s*1\.(\d+)\.\d+(-0)?", chart["kubeVersion"])
+    assert oldest, chart["kubeVersion"]
+    minors = sorted(minor(e["kubernetes"]) for e in entries)
+    assert minors[0] == int(oldest.group(1)), "the oldest Kubernetes the chart claims"
     for entry in entries:
         image = entry["node-image"]
         assert re.fullmatch(r"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", image), image
         assert image.startswith(f"kindest/node:v{entry['kubernetes']}."), entry
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", entry["kind"]), entry
+    # The newest comes with the newest kind release of the matrix.
+    newest = max(entries, key=lambda e: minor(e["kubernetes"]))
+    assert newest["kind"] == max((e["kind"] for e in entries), key=lambda v: minor(v[1:]))
 
 
 def test_e2e_uses_kind_install_only_and_ct(workflow: dict[str, Any]) -> None:
     job = workflow["jobs"]["e2e"]
     kind = next(s for s in job["steps"] if s.get("uses", "").startswith("helm/kind-action@"))
     assert kind["with"]["install_only"] is True
-    assert re.fullmatch(r"v\d+\.\d+\.\d+", kind["with"]["version"])
+    assert kind["with"]["version"] == "${{ matrix.kind }}"
+    assert job["env"]["E2E_MARK"] == "cluster and not ha"
+    # skaffold for the registry flow's second way, installed before the suite runs.
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs == ["ci/install-skaffold.sh", "ci/e2e.sh"]
     # The action's cleanup deletes the cluster cluster.sh made, by this name.
     assert kind["with"]["cluster_name"] == job["env"]["KIND_CLUSTER_NAME"]
     assert job["env"]["KIND_NODE_IMAGE"] == "${{ matrix.node-image }}"
@@ -122,6 +136,22 @@ def test_e2e_uses_kind_install_only_and_ct(workflow: dict[str, Any]) -> None:
 
 
 def test_local_default_node_image_is_the_newest_in_the_matrix(workflow: dict[str, Any]) -> None:
-    newest = max(e2e_matrix(workflow), key=lambda e: int(e["kubernetes"].split(".")[1]))
+    newest = max(e2e_matrix(workflow), key=lambda e: minor(e["kubernetes"]))
     script = (ROOT / "ci" / "kind" / "cluster.sh").read_text()
     assert f'DEFAULT_NODE_IMAGE="{newest["node-image"]}"' in script
+
+
+def test_multi_node_job_runs_the_ha_part_on_the_newest_kubernetes(
+    workflow: dict[str, Any],
+) -> None:
+    job = workflow["jobs"]["e2e-ha"]
+    newest = max(e2e_matrix(workflow), key=lambda e: minor(e["kubernetes"]))
+    assert job["env"]["KIND_NODE_IMAGE"] == newest["node-image"]
+    assert job["env"]["E2E_MARK"] == "ha"
+    assert job["env"]["E2E_CLUSTER"] == "kind"
+    config = load_yaml(ROOT / job["env"]["KIND_CONFIG"])
+    assert [n["role"] for n in config["nodes"]].count("worker") == 3
+    kind = next(s for s in job["steps"] if s.get("uses", "").startswith("helm/kind-action@"))
+    assert kind["with"]["version"] == newest["kind"]
+    assert kind["with"]["cluster_name"] == job["env"]["KIND_CLUSTER_NAME"]
+    assert [s["run"] for s in job["steps"] if "run" in s] == ["ci/e2e.sh"]

@@ -81,15 +81,39 @@ def helm_set_args(values: Mapping[str, str | int | bool]) -> list[str]:
     return args
 
 
-def image_values(registry: str, tag: str) -> dict[str, str]:
-    """Values that point the three services at images pushed by `ci/images.sh push`."""
+SERVICES = ("hello", "persistence", "hash")
+
+
+def image_values(registry: str, tag: str, repository_prefix: str = "hashstack") -> dict[str, str]:
+    """Values that point hello, persistence and hash (and nothing else) at the images
+    `ci/images.sh push REGISTRY` sent: `<service>.image.registry/repository/tag`. Never
+    global.imageRegistry, which would also rename etcd, the registry and its proxy."""
     values: dict[str, str] = {}
-    if registry:
-        values["global.imageRegistry"] = registry
-    if tag:
-        for service in ("hello", "persistence", "hash"):
+    for service in SERVICES:
+        if registry:
+            values[f"{service}.image.registry"] = registry
+            values[f"{service}.image.repository"] = f"{repository_prefix}/{service}"
+        if tag:
             values[f"{service}.image.tag"] = tag
     return values
+
+
+def kept_claims(
+    claims: Iterable[str], release: str, registry_kept: bool
+) -> tuple[list[str], list[str]]:
+    """(kept, unexpected) PVC names after `helm uninstall`, by the chart's documented policy:
+    etcd's claims come from its StatefulSet's volumeClaimTemplates, which Kubernetes never
+    deletes with the set; the registry's claim `<release>-registry` stays only when
+    registry.persistence.keepOnUninstall (helm.sh/resource-policy: keep) is true."""
+    etcd = re.compile(rf"^data-{re.escape(release)}-etcd-\d+$")
+    registry = f"{release}-registry"
+    kept, unexpected = [], []
+    for name in sorted(claims):
+        if etcd.match(name) or (registry_kept and name == registry):
+            kept.append(name)
+        else:
+            unexpected.append(name)
+    return kept, unexpected
 
 
 def kubeconfig_candidates(option: str | None, environ: Mapping[str, str], home: Path) -> list[Path]:
@@ -116,3 +140,32 @@ def leftovers(objects: Iterable[Mapping[str, Any]], keep_kinds: frozenset[str]) 
             continue
         found.append(f"{kind}/{name}")
     return sorted(found)
+
+
+@dataclass
+class Measurement:
+    """Calls made under constant load while something changes (an upgrade, a drain): how many
+    failed and the slowest one. Numbers also go into the suite's ledger (duplicates)."""
+
+    what: str
+    ledger: Ledger
+    calls: int = 0
+    failures: Counter[int] = field(default_factory=Counter)
+    slowest: float = 0.0
+
+    def record(self, status: int, number: int | None, seconds: float) -> None:
+        self.ledger.record(status, number)
+        self.calls += 1
+        self.slowest = max(self.slowest, seconds)
+        if status != 200 or number is None:
+            self.failures[status] += 1
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    def summary(self) -> str:
+        """One line for the job log; status 0 is a connection error or timeout."""
+        by_status = ", ".join(f"{s}: {c}" for s, c in sorted(self.failures.items()))
+        failed = f"{self.failed} failed" + (f" ({by_status})" if by_status else "")
+        return f"{self.what}: {self.calls} calls, {failed}, slowest {self.slowest:.3f}s"

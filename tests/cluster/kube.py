@@ -11,6 +11,7 @@ from typing import Any
 
 import pykube
 import pytest
+from ruamel.yaml import YAML
 
 from .helpers import (
     helm_set_args,
@@ -65,10 +66,13 @@ class Helm:
             pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output}")
         return proc
 
-    def upgrade_install(self, values: dict[str, Any]) -> None:
+    def upgrade_install(
+        self, values: dict[str, Any], values_files: tuple[Path, ...] = (), release: str = RELEASE
+    ) -> None:
+        files = [arg for path in values_files for arg in ("--values", str(path))]
         self.run(
-            "upgrade", "--install", RELEASE, str(CHART), "--wait", "--timeout", "10m",
-            *helm_set_args(values),
+            "upgrade", "--install", release, str(CHART), "--wait", "--timeout", "10m",
+            *files, *helm_set_args(values),
         )  # fmt: skip
 
     def history(self) -> list[dict[str, Any]]:
@@ -93,8 +97,20 @@ class HashClient:
         return 200, parse_hash_answer(resp.json())
 
 
-def image_overrides() -> dict[str, str]:
-    """Where ci/e2e.sh pushed the images; empty means the chart's own defaults."""
+def image_overrides(tag: str | None = None) -> dict[str, str]:
+    """Where ci/e2e.sh pushed the images (HASHSTACK_E2E_REGISTRY, HASHSTACK_E2E_TAG; `tag`
+    picks another pushed tag); empty means the chart's own defaults."""
     return image_values(
-        os.environ.get("HASHSTACK_E2E_REGISTRY", ""), os.environ.get("HASHSTACK_E2E_TAG", "")
+        os.environ.get("HASHSTACK_E2E_REGISTRY", ""),
+        tag if tag is not None else os.environ.get("HASHSTACK_E2E_TAG", ""),
     )
+
+
+def registry_keeps_its_claim() -> bool:
+    """registry.persistence.keepOnUninstall as the chart ships it (the umbrella's value, else
+    the subchart's default)."""
+    yaml = YAML(typ="safe", pure=True)
+    umbrella = yaml.load((CHART / "values.yaml").read_text())
+    sub = yaml.load((CHART / "charts" / "registry" / "values.yaml").read_text())
+    kept = umbrella.get("registry", {}).get("persistence", {}).get("keepOnUninstall")
+    return bool(sub["persistence"]["keepOnUninstall"] if kept is None else kept)

@@ -6,6 +6,7 @@ Runs under `make e2e` (kind, or the current kube context); skipped here: no clus
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +17,10 @@ import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
-from .helpers import Ledger, leftovers
-from .kube import RELEASE, HashClient, Helm, image_overrides
+from .helpers import SERVICES as SERVICE_NAMES
+from .helpers import Ledger, kept_claims, leftovers
+from .kube import RELEASE, HashClient, Helm, image_overrides, registry_keeps_its_claim
+from .load import MAX_FAILED, under_load
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -191,6 +194,32 @@ def test_helm_upgrade_with_changed_values_then_rollback(
     assert ledger.duplicates() == {}
 
 
+def test_upgrade_to_new_tags_and_config_under_load(
+    release: str,
+    helm: Helm,
+    api: pykube.HTTPClient,
+    namespace: str,
+    hash_client: HashClient,
+    ledger: Ledger,
+) -> None:
+    """Zero downtime: a new image tag for every service and a changed config value, rolled
+    out while hash is called without pause. Prints the failed count and the slowest call."""
+    next_tag = os.environ.get("HASHSTACK_E2E_NEXT_TAG", "")
+    if not next_tag:
+        pytest.skip("HASHSTACK_E2E_NEXT_TAG unset: no second image tag to upgrade to")
+    changed = {f"{name}.config.LOG_LEVEL": "warning" for name in SERVICE_NAMES}
+    with under_load(hash_client, ledger, "helm upgrade (new tags, LOG_LEVEL) under load") as run:
+        helm.upgrade_install({**base_values(), **image_overrides(next_tag), **changed})
+        all_running(api, namespace)
+    for name in SERVICES:
+        (container, *_) = deployment(api, namespace, name).obj["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert container["image"].split("@")[0].endswith(f":{next_tag}"), container["image"]
+    assert ledger.duplicates() == {}
+    assert run.failed <= MAX_FAILED, run.summary()
+
+
 def test_helm_test_passes(release: str, helm: Helm) -> None:
     # No --logs: the chart deletes test pods that succeed, and helm then fails to find
     # their logs. helm exits non-zero when a test fails; make sure tests actually ran.
@@ -222,8 +251,11 @@ def test_uninstall_leaves_only_the_pvcs(
     # Pods end a little after their Deployments; give them their grace period.
     wait_until("the release's objects to go", lambda: left() == [], timeout=180)
     claims = [p.name for p in pykube.PersistentVolumeClaim.objects(api, namespace=namespace)]
-    assert claims, "etcd's data claims should outlive the release"
-    assert all(ETCD in name for name in claims), claims
+    kept, unexpected = kept_claims(claims, RELEASE, registry_keeps_its_claim())
+    assert not unexpected, f"claims the chart does not keep on uninstall: {unexpected}"
+    assert any(ETCD in name for name in kept), f"etcd's data claims should outlive it: {claims}"
+    if registry_keeps_its_claim():
+        assert f"{RELEASE}-registry" in kept, "registry.persistence.keepOnUninstall is true"
 
 
 def test_reinstall_keeps_counting_from_the_kept_data(

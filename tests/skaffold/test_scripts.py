@@ -17,6 +17,7 @@ from tests.skaffold.conftest import ROOT, containers, helm, parse_docs
 pytestmark = pytest.mark.chart
 
 SERVICES = ("hello", "persistence", "hash")
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
 MISSING = "hashstack-no-such-skaffold"
 
 
@@ -87,35 +88,59 @@ def helm_flow() -> list[list[str]]:
     return commands(result.stdout)
 
 
+REGISTRY_NS = "hashstack-registry"
+
+
 def test_deploy_without_skaffold_builds_installs_registry_pushes_then_upgrades(helm_flow):
     steps = [" ".join(c[:3]) for c in helm_flow]
     assert steps == [
         "ci/images.sh build",
+        "kubectl create namespace",
+        "kubectl label --overwrite",
+        "kubectl create namespace",
+        "kubectl label --overwrite",
         "helm upgrade --install",
-        "kubectl --namespace hashstack",
+        f"kubectl --namespace {REGISTRY_NS}",
         "ci/images.sh push localhost:5000",
         "helm upgrade --install",
     ]
-    assert "port-forward" in helm_flow[2]
-    assert "service/hashstack-registry" in helm_flow[2]
+    assert "port-forward" in helm_flow[6]
+    assert "service/hashstack-registry" in helm_flow[6]
 
 
-def test_deploy_step_one_brings_up_only_the_registry_and_etcd(helm_flow):
-    docs = parse_docs(helm(*as_template(helm_flow[1])).stdout)
-    names = set(deployments(docs))
-    assert names == {"hashstack-registry"}, names
-    assert any(
-        d["kind"] == "DaemonSet" and d["metadata"]["name"] == "hashstack-registry-proxy"
-        for d in docs
-    )
+def test_registry_and_app_get_their_own_pod_security_levels(helm_flow):
+    labels = {c[4]: c[5:] for c in helm_flow if c[:3] == ["kubectl", "label", "--overwrite"]}
+    enforce = "pod-security.kubernetes.io/enforce"
+    # The proxy's hostPort needs privileged; everything of the application meets restricted.
+    assert f"{enforce}=privileged" in labels[REGISTRY_NS]
+    assert f"{enforce}=restricted" in labels["hashstack"]
+    registry, app = [c for c in helm_flow if c[:2] == ["helm", "upgrade"]]
+    assert registry[registry.index("--namespace") + 1] == REGISTRY_NS
+    assert app[app.index("--namespace") + 1] == "hashstack"
+
+
+def test_deploy_step_one_brings_up_only_the_registry_and_its_proxy(helm_flow):
+    docs = parse_docs(helm(*as_template(helm_flow[5])).stdout)
+    workloads = {d["metadata"]["name"] for d in docs if d["kind"] in WORKLOADS}
+    assert workloads == {"hashstack-registry", "hashstack-registry-proxy"}, workloads
+    (proxy,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    (port,) = [p for p in containers(proxy)[0]["ports"] if "hostPort" in p]
+    # Only the node itself reaches the proxy.
+    assert (port["hostPort"], port["hostIP"]) == (5000, "127.0.0.1")
+
+
+def test_deploy_final_step_has_no_registry_of_its_own(helm_flow):
+    docs = parse_docs(helm(*as_template(helm_flow[8])).stdout)
+    assert not [d for d in docs if "registry" in d["metadata"]["name"]]
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "StatefulSet"} == {"hashstack-etcd"}
 
 
 def test_deploy_final_step_runs_the_pushed_images(helm_flow):
     tag = subprocess.run(
         [str(ROOT / "ci" / "images.sh"), "tag"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    push = helm_flow[3]
-    docs = parse_docs(helm(*as_template(helm_flow[4])).stdout)
+    push = helm_flow[7]
+    docs = parse_docs(helm(*as_template(helm_flow[8])).stdout)
     found = deployments(docs)
     for svc in SERVICES:
         (container,) = [c for c in containers(found[f"hashstack-{svc}"]) if c["name"] == svc]
@@ -132,11 +157,12 @@ def test_registry_flow_with_skaffold_uses_the_registry_profile_and_node_name(con
     assert result.returncode == 0, result.stderr
     cmds = commands(result.stdout)
     assert [c[:2] for c in cmds] == [
+        *[["kubectl", "create"], ["kubectl", "label"]] * 2,
         ["helm", "upgrade"],
         ["kubectl", "--namespace"],
         ["true", "dev"],
     ]
-    skaffold = cmds[2]
+    skaffold = cmds[6]
     assert skaffold[2:4] == ["-p", "registry"]
     (repo,) = [a.split("=", 1)[1] for a in skaffold if a.startswith("--default-repo=")]
     # Skaffold's names for the artifacts are what every node pulls through its proxy.

@@ -1,0 +1,183 @@
+"""The seed's registry flow as a topology (ci/registry-flow.sh, docs/cluster.md): the registry
+and its node proxy as one release in a privileged namespace, the application as another in a
+namespace that enforces Pod Security "restricted", images pushed through port-forward and
+pulled by every node as localhost:5000 through the proxy (no registry mirror in between).
+Both ways in: `registry-flow.sh helm` (namespaces of this run) and `registry-flow.sh run`
+(skaffold's registry profile, in the namespaces skaffold.yaml fixes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pykube
+import pytest
+from pytest_helm_charts.k8s.namespace import ensure_namespace_exists
+from pytest_helm_charts.utils import delete_and_wait_for_objects
+
+from .helpers import Ledger
+from .kube import RELEASE, ROOT, HashClient
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+@dataclass(frozen=True)
+class Flow:
+    mode: str
+    app: str
+    registry: str
+    kubeconfig: str
+
+
+def skaffold_flow_blocker(api: pykube.HTTPClient) -> str | None:
+    """Why the skaffold way cannot run here, or None."""
+    if shutil.which(os.environ.get("SKAFFOLD", "skaffold")) is None:
+        return "no skaffold binary (ci/install-skaffold.sh installs one)"
+    taken = [n for n in ("hashstack", "hashstack-registry")
+             if pykube.Namespace.objects(api).get_or_none(name=n) is not None]  # fmt: skip
+    if taken:
+        return f"namespaces {taken} exist; skaffold.yaml fixes them and this test deletes them"
+    return None
+
+
+def flow_script(flow: Flow, mode: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": flow.kubeconfig,
+        "RELEASE": RELEASE,
+        "REGISTRY_RELEASE": RELEASE,
+        "NAMESPACE": flow.app,
+        "REGISTRY_NAMESPACE": flow.registry,
+        "TAG": os.environ.get("HASHSTACK_E2E_TAG", ""),
+    }
+    if not env["TAG"]:
+        del env["TAG"]
+    proc = subprocess.run(
+        [str(ROOT / "ci" / "registry-flow.sh"), mode],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"registry-flow.sh {mode}:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def kubectl(flow: Flow, *args: str) -> str:
+    proc = subprocess.run(
+        ["kubectl", "--kubeconfig", flow.kubeconfig, *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module", params=["helm", "run"])
+def flow(
+    request: pytest.FixtureRequest, kube_config: str, api: pykube.HTTPClient
+) -> Iterator[Flow]:
+    mode = str(request.param)
+    if mode == "helm":
+        pid = os.getpid()
+        made = Flow(mode, f"hashstack-flow-{pid}", f"hashstack-flow-registry-{pid}", kube_config)
+    else:
+        blocker = skaffold_flow_blocker(api)
+        if blocker:
+            pytest.skip(blocker)
+        made = Flow(mode, "hashstack", "hashstack-registry", kube_config)
+    try:
+        flow_script(made, mode)
+        yield made
+    finally:
+        for ns in (made.app, made.registry):
+            subprocess.run(
+                ["helm", "uninstall", RELEASE, "--namespace", ns, "--kubeconfig", kube_config,
+                 "--wait", "--timeout", "5m"],
+                capture_output=True, timeout=600, check=False,
+            )  # fmt: skip
+        spaces = [
+            pykube.Namespace.objects(api).get_or_none(name=n) for n in (made.app, made.registry)
+        ]
+        delete_and_wait_for_objects(
+            api, pykube.Namespace, [n for n in spaces if n], timeout_sec=600
+        )
+
+
+def labels(api: pykube.HTTPClient, name: str) -> dict[str, str]:
+    return dict(pykube.Namespace.objects(api).get(name=name).labels)
+
+
+def test_each_release_in_its_own_pod_security_level(flow: Flow, api: pykube.HTTPClient) -> None:
+    assert labels(api, flow.registry)[ENFORCE] == "privileged"
+    assert labels(api, flow.app)[ENFORCE] == "restricted"
+    app_objects = [
+        d.name for kind in (pykube.Deployment, pykube.DaemonSet, pykube.Service)
+        for d in kind.objects(api, namespace=flow.app)
+    ]  # fmt: skip
+    assert not [n for n in app_objects if "registry" in n], app_objects
+
+
+def test_the_app_runs_images_pulled_through_the_node_proxy(
+    flow: Flow, api: pykube.HTTPClient
+) -> None:
+    pods = list(pykube.Pod.objects(api, namespace=flow.app).filter(
+        selector={"app.kubernetes.io/instance": RELEASE}))  # fmt: skip
+    images = {
+        c["image"] for p in pods if p.ready for c in p.obj["spec"]["containers"]
+        if "hashstack/" in c["image"]
+    }  # fmt: skip
+    assert images, "no ready pod runs a hashstack image"
+    assert all(i.startswith("localhost:5000/hashstack/") for i in images), images
+    # The proxy saw the pulls: kind's own registry answers localhost:5001, never 5000.
+    proxies = "app.kubernetes.io/component=registry-proxy"
+    logs = kubectl(flow, "logs", "-n", flow.registry, "--prefix", "-l", proxies, "--tail=-1")
+    assert "GET /v2/hashstack/hash/manifests/" in logs, logs[-2000:]
+
+
+def test_hash_answers_in_the_restricted_namespace(flow: Flow, api: pykube.HTTPClient) -> None:
+    client, ledger = HashClient(api, flow.app), Ledger()
+    for _ in range(20):
+        ledger.record(*client.call())
+    assert len(ledger.numbers) == 20, dict(ledger.failures)
+    assert ledger.duplicates() == {}
+
+
+def test_the_proxy_binds_the_node_loopback_only(flow: Flow, api: pykube.HTTPClient) -> None:
+    """From a pod, every node's address: port 5000 is closed, the kubelet's 10250 is open."""
+    (proxy,) = list(pykube.DaemonSet.objects(api, namespace=flow.registry))
+    ports = [p for c in proxy.obj["spec"]["template"]["spec"]["containers"] for p in c["ports"]]
+    assert [(p["hostPort"], p.get("hostIP")) for p in ports if "hostPort" in p] == [
+        (5000, "127.0.0.1")
+    ]
+    probe_ns = f"{flow.app}-probe"
+    ensure_namespace_exists(api, probe_ns)  # no NetworkPolicy there: only the node decides
+    addresses = [
+        a["address"] for n in pykube.Node.objects(api)
+        for a in n.obj["status"]["addresses"] if a["type"] == "InternalIP"
+    ]  # fmt: skip
+    image = next(
+        c["image"] for p in pykube.Pod.objects(api, namespace=flow.app)
+        for c in p.obj["spec"]["containers"] if "hashstack/hash" in c["image"]
+    )  # fmt: skip
+    script = (
+        "import socket\n"
+        "def reach(a, p):\n"
+        "    try:\n        socket.create_connection((a, p), 3).close(); return 'open'\n"
+        "    except OSError: return 'closed'\n"
+        f"for a in {addresses!r}: print(a, reach(a, 5000), reach(a, 10250))\n"
+    )
+    try:
+        kubectl(flow, "run", "probe", "--namespace", probe_ns, "--image", image,
+                "--restart=Never", "--command", "--", "python3", "-c", script)  # fmt: skip
+        kubectl(flow, "wait", "--namespace", probe_ns, "pod/probe",
+                "--for=jsonpath={.status.phase}=Succeeded", "--timeout=300s")  # fmt: skip
+        lines = kubectl(flow, "logs", "--namespace", probe_ns, "probe").split("\n")
+    finally:
+        ns = pykube.Namespace.objects(api).get_or_none(name=probe_ns)
+        if ns is not None:
+            delete_and_wait_for_objects(api, pykube.Namespace, [ns], timeout_sec=300)
+    results = [line.split() for line in lines if line.strip()]
+    assert results, "the probe printed nothing"
+    assert all(r[1:] == ["closed", "open"] for r in results), results
