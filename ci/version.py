@@ -13,6 +13,10 @@ and the Python package the images are built from.
                                         version is released (tagged vX.Y.Z): a released
                                         version never names a second chart
     ci/version.py set X.Y.Z             write X.Y.Z into every place
+    ci/version.py publish CHART_DIR REGISTRY
+                                        in a copy of the chart about to be released: name the
+                                        services' images as published (REGISTRY/hashstack/...)
+                                        in artifacthub.io/images
 """
 
 from __future__ import annotations
@@ -296,6 +300,20 @@ def relock(chart: Path) -> None:
         shutil.copyfile(copy / "Chart.lock", chart / "Chart.lock")
 
 
+def publish_images(chart_dir: Path, registry: str) -> dict[str, str]:
+    """Rewrites the services' artifacthub.io/images entries to REGISTRY/hashstack/SERVICE:tag;
+    the subcharts' upstream images stay. Returns the annotation as it now reads."""
+    if not re.fullmatch(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*", registry):
+        raise VersionError(f"{registry!r} is not a lower-case registry/namespace")
+    services = "|".join(SERVICES)
+    replace(
+        chart_dir / "Chart.yaml",
+        rf"(?m)^(      image: )\S+?(/hashstack/(?:{services}):\S+)$",
+        registry,
+    )
+    return annotated_images(load_yaml((chart_dir / "Chart.yaml").read_text(), "Chart.yaml"), "")
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
@@ -340,6 +358,13 @@ def cmd_set(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("publish")
+def cmd_publish(args: argparse.Namespace) -> int:
+    for name, image in publish_images(Path(args.chart_dir), args.registry).items():
+        print(f"{name}: {image}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -347,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check").add_argument("--tag")
     sub.add_parser("bump-check").add_argument("base_ref")
     sub.add_parser("set").add_argument("version")
+    publish = sub.add_parser("publish")
+    publish.add_argument("chart_dir")
+    publish.add_argument("registry")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import version
@@ -239,3 +240,15 @@ def test_uncommitted_chart_edits_count_too(repo: Path) -> None:
     edit(repo / "charts/hashstack/values.yaml", "replicaCount: 1", "replicaCount: 3")
     _, problems = version.bump_problems(repo, "HEAD")
     assert problems, "a dirty chart under a released version must be refused"
+
+
+def test_ci_runs_the_checks_on_every_pull_request(workflow: dict[str, Any]) -> None:
+    job = workflow["jobs"]["version"]
+    commands = [step["run"] for step in job["steps"] if "run" in step]
+    assert commands == ["ci/version.sh check", 'ci/version.sh bump-check "$BASE_REF"']
+    bump = next(step for step in job["steps"] if "bump-check" in step.get("run", ""))
+    assert bump["if"] == "github.event_name == 'pull_request'"
+    assert job["env"]["BASE_REF"] == "origin/${{ github.base_ref }}"
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    # The merge base and the release tags: the whole history.
+    assert checkout["with"]["fetch-depth"] == 0
