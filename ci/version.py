@@ -13,6 +13,7 @@ and the Python package the images are built from.
                                         version is released (tagged vX.Y.Z): a released
                                         version never names a second chart
     ci/version.py set X.Y.Z             write X.Y.Z into every place
+    ci/version.py images                "NAME REFERENCE" of every image the chart deploys
     ci/version.py publish CHART_DIR REGISTRY
                                         in a copy of the chart about to be released: name the
                                         services' images as published (REGISTRY/hashstack/...)
@@ -358,6 +359,13 @@ def cmd_set(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("images")
+def cmd_images(_: argparse.Namespace) -> int:
+    for name, image in deployed_images(Tree(ROOT)).items():
+        print(name, image)
+    return 0
+
+
 @command("publish")
 def cmd_publish(args: argparse.Namespace) -> int:
     for name, image in publish_images(Path(args.chart_dir), args.registry).items():
@@ -369,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("show")
+    sub.add_parser("images")
     sub.add_parser("check").add_argument("--tag")
     sub.add_parser("bump-check").add_argument("base_ref")
     sub.add_parser("set").add_argument("version")
