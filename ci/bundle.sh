@@ -18,6 +18,7 @@
 #   ETCD_IMAGE      local image to ship as the chart's etcd image (optional)
 #   REGISTRY_IMAGE  local image to ship as the registry subchart's registry image (optional)
 #   PROXY_IMAGE     local image to ship as the registry subchart's proxy image (optional)
+#   ENGINE          where the local images are: podman (default) or docker
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
@@ -27,6 +28,12 @@ die() {
   exit 1
 }
 
+ENGINE=${ENGINE:-podman}
+case $ENGINE in
+  podman) ;;
+  docker) command -v skopeo >/dev/null || die "ENGINE=docker needs skopeo (ci/install-deps.sh)" ;;
+  *) die "ENGINE must be podman or docker, not $ENGINE" ;;
+esac
 version=$(ci/version.sh show)
 tag=${TAG:-$(ci/images.sh tag)}
 output=${1:-$HASHSTACK_ROOT/dist/hashstack-bundle-$version.tar}
@@ -49,13 +56,20 @@ path_of() {
   fi
 }
 
-# add_image NAME ROLE SOURCE TARGET: copy SOURCE (a local podman image) into the layout.
+# add_image NAME ROLE SOURCE TARGET [HINT]: copy SOURCE (a local image) into the layout.
 add_image() {
-  local name=$1 role=$2 source=$3 target=$4 digestfile="$work/digest"
-  podman image exists "$source" || die "no local image $source${5:+ ($5)}"
-  podman push --quiet --digestfile "$digestfile" "$source" "oci:$stage/images:$name"
+  local name=$1 role=$2 source=$3 target=$4 digestfile="$work/digest" id
+  id=$("$ENGINE" image inspect --format '{{.Id}}' "$source" 2>/dev/null) \
+    || die "no local image $source${5:+ ($5)}"
+  # Layers compressed once, here; the install script copies them as they are.
+  if [ "$ENGINE" = podman ]; then
+    podman push --quiet --digestfile "$digestfile" "$source" "oci:$stage/images:$name"
+  else
+    skopeo copy --quiet --dest-compress --digestfile "$digestfile" \
+      "docker-daemon:$source" "oci:$stage/images:$name"
+  fi
   printf '%s %s %s %s sha256:%s\n' "$name" "$role" "$target" "$(cat "$digestfile")" \
-    "$(podman image inspect --format '{{.Id}}' "$source")" >>"$stage/images.txt"
+    "${id#sha256:}" >>"$stage/images.txt"
   echo "bundle: $name <- $source as $target ($role)"
 }
 

@@ -2,7 +2,8 @@
 # Installs hashstack from this offline bundle on a cluster that has no internet.
 #
 #   ./install.sh                        all three steps below, in order
-#   ./install.sh registry               1. the registry release, in its own namespace
+#   ./install.sh registry [HELM ARGS...]
+#                                       1. the registry release, in its own namespace
 #   ./install.sh push                   2. every image and the chart into that registry
 #   ./install.sh app [--template] [HELM ARGS...]
 #                                       3. hashstack from oci://localhost:5000/charts/hashstack,
@@ -128,7 +129,7 @@ step_registry() {
     fi
   done < <(images_with_role node)
   helm upgrade --install "$REGISTRY_RELEASE" "$BUNDLE/charts/registry-$CHART_VERSION.tgz" \
-    --namespace "$REGISTRY_NAMESPACE" --create-namespace --wait --timeout 10m
+    --namespace "$REGISTRY_NAMESPACE" --create-namespace --wait --timeout 10m "$@"
   log "registry release $REGISTRY_RELEASE ready in namespace $REGISTRY_NAMESPACE"
 }
 
@@ -167,7 +168,7 @@ step_app() {
 
 case ${1:-all} in
   -h | --help) usage ;;
-  registry) verify_bundle && step_registry ;;
+  registry) shift && verify_bundle && step_registry "$@" ;;
   push) verify_bundle && step_push ;;
   app) shift && verify_bundle && step_app "$@" ;;
   all)
