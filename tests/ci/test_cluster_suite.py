@@ -62,12 +62,16 @@ def test_no_reachable_cluster_skips_everything_in_one_line(tmp_path: Path) -> No
     kubeconfig = unreachable_kubeconfig(tmp_path)
     proc = run_pytest("-rs", "tests/cluster", KUBECONFIG=str(kubeconfig))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    skipped = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
-    assert len(skipped) == 1, proc.stdout
-    count = int(re.search(r"SKIPPED \[(\d+)\]", skipped[0]).group(1))  # type: ignore[union-attr]
+    # One line per test file, each with the count of its tests and the reason.
+    skipped = re.findall(r"^SKIPPED \[(\d+)\] (\S+): (.*)$", proc.stdout, re.M)
+    files = [name for _, name, _ in skipped]
+    assert files, proc.stdout
+    assert len(files) == len(set(files)), proc.stdout
+    count = sum(int(n) for n, _, _ in skipped)
     assert count >= len(EXPECTED)
-    assert "no reachable cluster" in skipped[0]
-    assert str(kubeconfig) in skipped[0]
+    for _, _, reason in skipped:
+        assert "no reachable cluster" in reason
+        assert str(kubeconfig) in reason
     assert re.search(rf"{count} skipped", proc.stdout)
 
 
