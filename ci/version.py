@@ -258,12 +258,10 @@ def bump_problems(root: Path, base_ref: str) -> tuple[str, list[str]]:
     return f"chart changed ({len(changed)} files) and bumped from {old} to {new}", problems
 
 
-def replace(path: Path, pattern: str, value: str, count: int = 0) -> None:
+def replace(path: Path, pattern: str, value: str) -> None:
     text = path.read_text()
     # Group 1 and the last group surround the version; they stay as they are.
-    new, n = re.subn(
-        pattern, lambda m: m.group(1) + value + m.group(m.re.groups), text, count=count
-    )
+    new, n = re.subn(pattern, lambda m: m.group(1) + value + m.group(m.re.groups), text)
     if n == 0:
         raise VersionError(f"{path}: nothing matched {pattern!r}")
     path.write_text(new)

@@ -18,6 +18,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "hashstack"
+# The release version (ci/version.py keeps every other place in step with it).
+CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
+CHART_VERSION = str(CHART_META["version"])
+APP_VERSION = str(CHART_META["appVersion"])
 CI_VALUES = sorted(p.stem for p in (CHART / "ci").glob("*.yaml"))
 BAD_VALUES = sorted((Path(__file__).parent / "bad-values").glob("*.yaml"))
 RELEASE = "hashstack"

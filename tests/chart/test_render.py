@@ -11,7 +11,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import CHART, CI_VALUES, HELMS, KUBE_VERSIONS, RELEASE, RenderFn, run_helm
+from .conftest import (
+    CHART,
+    CHART_VERSION,
+    CI_VALUES,
+    HELMS,
+    KUBE_VERSIONS,
+    RELEASE,
+    RenderFn,
+    run_helm,
+)
 
 pytestmark = pytest.mark.chart
 
@@ -37,8 +46,8 @@ def test_dependency_build_matches_the_lock(
     result = run_helm(helm_bins[helm], "dependency", "build", str(chart))
     assert "Saving 2 charts" in result.stdout
     assert sorted(p.name for p in (chart / "charts").glob("*.tgz")) == [
-        "etcd-0.1.0.tgz",
-        "registry-0.1.0.tgz",
+        f"etcd-{CHART_VERSION}.tgz",
+        f"registry-{CHART_VERSION}.tgz",
     ]
     listing = run_helm(helm_bins[helm], "dependency", "list", str(chart)).stdout
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]

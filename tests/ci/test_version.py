@@ -51,13 +51,13 @@ def test_the_release_version_is_chart_yaml_version() -> None:
 @pytest.mark.parametrize(
     ("path", "old", "new", "named"),
     [
-        ("charts/hashstack/Chart.yaml", 'appVersion: "0.1.0"', 'appVersion: "0.1.1"', "appVersion"),
+        ("charts/hashstack/Chart.yaml", 'appVersion: "0.1.0"', 'appVersion: "0.0.9"', "appVersion"),
         ("charts/hashstack/charts/etcd/Chart.yaml", "version: 0.1.0", "version: 0.0.9", "etcd"),
         ("charts/hashstack/Chart.lock", "version: 0.1.0", "version: 0.0.9", "Chart.lock"),
         ("charts/hashstack/Chart.yaml", "hashstack/hash:0.1.0", "hashstack/hash:latest", "images"),
         ("charts/hashstack/charts/registry/values.yaml", '"3.0.0"', '"3.0.1"', "registry"),
         ("charts/hashstack/values.yaml", 'tag: ""', 'tag: "0.0.1"', "hello.image.tag"),
-        ("images/pyproject.toml", 'version = "0.1.0"', 'version = "0.2.0"', "pyproject"),
+        ("images/pyproject.toml", 'version = "0.1.0"', 'version = "0.0.0-x"', "pyproject"),
         ("charts/hashstack/Chart.yaml", "- kind: added", "- kind: improved", "changes"),
     ],
 )
