@@ -74,7 +74,8 @@ add_image() {
 }
 
 for svc in hello persistence hash; do
-  add_image "$svc" push "localhost/hashstack/$svc:$tag" "hashstack/$svc:$version" \
+  # podman finds localhost/hashstack/...; docker names its builds hashstack/... (docker.io).
+  add_image "$svc" push "hashstack/$svc:$tag" "hashstack/$svc:$version" \
     "build it with: make images TAG=$tag"
 done
 [ -z "${ETCD_IMAGE:-}" ] || add_image etcd push "$ETCD_IMAGE" "$(path_of "${defaults[etcd]}")"

@@ -142,6 +142,10 @@ def test_the_jobs_run_in_release_order(release_workflow: dict[str, Any]) -> None
         "hello",
         "persistence",
     ]
+    # arm64 under QEMU, and buildx's container builder, which stores SBOM and provenance.
+    assert uses(jobs["images"])[2:5] == [
+        "docker/setup-qemu-action", "docker/setup-buildx-action", "sigstore/cosign-installer",
+    ]  # fmt: skip
     chart_steps = runs(jobs["chart"])
     assert chart_steps.index(
         'ci/release.sh chart "$CHART_REPO" "$IMAGE_REGISTRY"'
