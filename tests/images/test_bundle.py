@@ -98,10 +98,10 @@ def test_bundle_holds_images_charts_script_and_checksums(bundle: Bundle) -> None
         "images/oci-layout",
         "install.sh",
     ]
-    sums = dict(
-        reversed(line.split("  ", 1))
-        for line in (bundle.root / "SHA256SUMS").read_text().splitlines()
-    )
+    sums: dict[str, str] = {}
+    for line in (bundle.root / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        sums[name] = digest
     assert sorted(sums) == [f for f in files if f != "SHA256SUMS"]
     for name, digest in sums.items():
         assert sha256(bundle.root / name) == digest, name
