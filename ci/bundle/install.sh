@@ -21,6 +21,7 @@
 #   REGISTRY_ADDR          a registry reachable from here (host:port), instead of a port-forward
 #   IMAGE_REGISTRY [localhost:5000]  where the nodes pull from (the registry's node proxy)
 #   KIND_CLUSTER_NAME      load the registry's own images with `kind load` into this kind cluster
+#   COPY_TOOL              skopeo or podman (default: skopeo when installed)
 set -euo pipefail
 
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
@@ -98,18 +99,26 @@ connect_registry() {
   die "the registry did not answer on localhost:$LOCAL_PORT after $tries s"
 }
 
-# Copies one image of the layout to REGISTRY/TARGET, with skopeo (layers as they are) or podman.
+# Copies one image of the layout to REGISTRY/TARGET, with skopeo (layers as they are, so the
+# same manifest digest) or podman (the same image: configuration and layers; it may recompress).
 copy_image() {
-  local name=$1 dest=$2
-  if command -v skopeo >/dev/null; then
-    skopeo copy --quiet --dest-tls-verify=false "oci:$BUNDLE/images:$name" "docker://$dest"
-  elif command -v podman >/dev/null; then
-    local id
-    id=$(podman pull --quiet "oci:$BUNDLE/images:$name")
-    podman push --quiet --tls-verify=false "$id" "docker://$dest"
-  else
-    die "copying images needs skopeo or podman"
+  local name=$1 dest=$2 tool=${COPY_TOOL:-}
+  if [ -z "$tool" ]; then
+    tool=skopeo
+    command -v skopeo >/dev/null || tool=podman
   fi
+  need "$tool"
+  case $tool in
+    skopeo)
+      skopeo copy --quiet --dest-tls-verify=false "oci:$BUNDLE/images:$name" "docker://$dest"
+      ;;
+    podman)
+      local id
+      id=$(podman pull --quiet "oci:$BUNDLE/images:$name")
+      podman push --quiet --tls-verify=false "$id" "docker://$dest"
+      ;;
+    *) die "COPY_TOOL must be skopeo or podman, not $tool" ;;
+  esac
 }
 
 step_registry() {

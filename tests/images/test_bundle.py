@@ -50,11 +50,13 @@ class Bundle:
         lines = (self.root / "images.txt").read_text().splitlines()
         return {line.split()[0]: Entry(*line.split()) for line in lines}
 
-    def install(self, *args: str, registry: Registry) -> subprocess.CompletedProcess[str]:
+    def install(
+        self, *args: str, registry: Registry, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.root / "install.sh"), *args],
             capture_output=True, text=True, timeout=300, check=False,
-            env={**pm.env(), "REGISTRY_ADDR": registry.address},
+            env={**pm.env(), "REGISTRY_ADDR": registry.address, **(env or {})},
         )  # fmt: skip
 
 
@@ -178,6 +180,27 @@ def test_push_puts_every_artifact_into_the_registry(
         bundle.root / "charts" / f"hashstack-{VERSION}.tgz"
     )
     assert digest in pushed.stdout + pushed.stderr
+
+
+def test_push_with_podman_where_skopeo_is_missing(
+    bundle: Bundle, scratch_store: Path, tmp_path: Path
+) -> None:
+    """The fallback copy: podman, here in a store of its own so the shared one stays as it is."""
+    conf = tmp_path / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{scratch_store / "storage"}"\n'
+        f'runroot = "{scratch_store / "run"}"\n'
+    )
+    with running_registry(tmp_path / "registry") as registry:
+        env = {"COPY_TOOL": "podman", "CONTAINERS_STORAGE_CONF": str(conf)}
+        result = bundle.install("push", registry=registry, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        for entry in bundle.entries().values():
+            if entry.role == "push":
+                # podman may recompress the layers: the image (its configuration) is the same.
+                _, manifest = registry.manifest(*entry.target.rsplit(":", 1))
+                assert manifest["config"]["digest"] == entry.config
+    assert pm.podman("images", "--quiet", root=scratch_store).stdout.split(), "podman copied"
 
 
 def test_app_from_the_registry_renders_the_pushed_images(
