@@ -36,6 +36,10 @@ images: ## build the hello, persistence and hash images, tagged with the git rev
 push: ## push the images to $(REGISTRY)
 	ci/images.sh push $(REGISTRY)
 
+.PHONY: bundle
+bundle: ## one file for an offline cluster: images (`make images`), chart and install.sh (see docs/install.md)
+	ci/bundle.sh $(BUNDLE)
+
 .PHONY: deploy
 deploy: ## skaffold run (or helm upgrade --install with `make images` when skaffold is absent)
 	ci/deploy.sh

@@ -18,6 +18,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "hashstack"
+# The release version (ci/version.py keeps every other place in step with it).
+CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
+CHART_VERSION = str(CHART_META["version"])
+APP_VERSION = str(CHART_META["appVersion"])
 # Scenario names: ci/<name>-values.yaml (chart-testing installs these) and
 # ci/<name>-lint.yaml (linted and rendered only: they cannot run on kind).
 CI_SUFFIXES = ("-values.yaml", "-lint.yaml")

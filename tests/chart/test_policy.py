@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import CHART, CI_VALUES, RELEASE, RenderFn, values_of
+from .conftest import APP_VERSION, CHART, CI_VALUES, RELEASE, RenderFn, values_of
 from .k8s import OUTSIDE, Edge, Pod, PolicyModel, by_kind, named, pods, selector_matches
 
 pytestmark = pytest.mark.chart
@@ -454,7 +454,9 @@ def test_images_follow_the_registry_rules(values: str, render: RenderFn) -> None
             "containers"
         ]
         image = merged[service]["image"]
-        want = f"{registry or image['registry']}/{image['repository']}:{image['tag'] or '0.1.0'}"
+        want = (
+            f"{registry or image['registry']}/{image['repository']}:{image['tag'] or APP_VERSION}"
+        )
         assert c["image"] == want
     if registry:
         for pod in pods(objects):

@@ -13,6 +13,7 @@ import yaml
 
 from .conftest import (
     CHART,
+    CHART_VERSION,
     CI_VALUES,
     HELMS,
     KUBE_VERSIONS,
@@ -46,8 +47,8 @@ def test_dependency_build_matches_the_lock(
     result = run_helm(helm_bins[helm], "dependency", "build", str(chart))
     assert "Saving 2 charts" in result.stdout
     assert sorted(p.name for p in (chart / "charts").glob("*.tgz")) == [
-        "etcd-0.1.0.tgz",
-        "registry-0.1.0.tgz",
+        f"etcd-{CHART_VERSION}.tgz",
+        f"registry-{CHART_VERSION}.tgz",
     ]
     listing = run_helm(helm_bins[helm], "dependency", "list", str(chart)).stdout
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
@@ -72,7 +73,10 @@ def test_chart_metadata() -> None:
     assert all(d["repository"].startswith("file://charts/") for d in meta["dependencies"])
     assert any(key.startswith("artifacthub.io/") for key in meta["annotations"])
     images = yaml.safe_load(meta["annotations"]["artifacthub.io/images"])
-    assert {i["name"] for i in images} == {"hello", "persistence", "hash"}
+    # The services' images and the subcharts' (tests/ci/test_version.py checks the references).
+    assert {i["name"] for i in images} == {
+        "hello", "persistence", "hash", "etcd", "registry", "registry-proxy",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("helm", HELMS)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import CHART_VERSION
 from .k8s import named
 from .subchart import ETCD, assert_restricted, env_of
 from .subchart import ETCD_TLS as TLS
@@ -98,7 +99,7 @@ def test_labels_and_selectors() -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/part-of"] == "hashstack"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
-        assert labels["helm.sh/chart"] == "etcd-0.1.0"
+        assert labels["helm.sh/chart"] == f"etcd-{CHART_VERSION}"
         assert labels["app.kubernetes.io/version"] == "3.5.21"
         assert labels["app.kubernetes.io/component"]
     pod_labels = statefulset()["spec"]["template"]["metadata"]["labels"]

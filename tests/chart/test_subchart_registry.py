@@ -21,6 +21,7 @@ import requests
 
 from localstack import free_port, wait_until_answers
 
+from .conftest import CHART_VERSION
 from .k8s import named
 from .subchart import REGISTRY, assert_restricted, env_of
 from .subchart import REGISTRY_AUTH as AUTH
@@ -105,7 +106,7 @@ def test_service_selects_the_registry_and_never_the_proxy() -> None:
     for obj in objects:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "hashstack"
-        assert labels["helm.sh/chart"] == "registry-0.1.0"
+        assert labels["helm.sh/chart"] == f"registry-{CHART_VERSION}"
         assert labels["app.kubernetes.io/version"] == "3.0.0"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/component"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tests.images import podman as pm
 from tests.images.conftest import record
 
 pytestmark = pytest.mark.images
 
+RELEASE_VERSION = yaml.safe_load((pm.ROOT / "charts/hashstack/Chart.yaml").read_text())["version"]
 MB = 1_000_000
 # The goal: the service adds at most 40 MB to the Python base image.
 SIZE_BUDGET = 40 * MB
@@ -32,7 +34,8 @@ def test_image_metadata(images: dict[str, str], service: str) -> None:
     assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == f"hashstack-{service}"
-    assert labels["org.opencontainers.image.version"] == "0.1.0"
+    # The release version, which ci/version.py keeps in images/pyproject.toml too.
+    assert labels["org.opencontainers.image.version"] == RELEASE_VERSION
     assert labels["org.opencontainers.image.revision"]
     assert "org.opencontainers.image.source" in labels
 

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Installs hashstack from this offline bundle on a cluster that has no internet.
+#
+#   ./install.sh                        all three steps below, in order
+#   ./install.sh registry [HELM ARGS...]
+#                                       1. the registry release, in its own namespace
+#   ./install.sh push                   2. every image and the chart into that registry
+#   ./install.sh app [--template] [HELM ARGS...]
+#                                       3. hashstack from oci://localhost:5000/charts/hashstack,
+#                                          its images from localhost:5000 (the registry's node
+#                                          proxy); --template prints the objects instead
+#
+# Needs: kubectl and helm (3.18+ or 4) for the cluster, and skopeo or podman to copy the images.
+# Steps 2 and 3 reach the registry through `kubectl port-forward` on localhost:$LOCAL_PORT, unless
+# REGISTRY_ADDR names one that is already reachable (then no port-forward is started).
+#
+# Environment (defaults in brackets):
+#   NAMESPACE [hashstack]  RELEASE [hashstack]            where the application goes
+#   REGISTRY_NAMESPACE [hashstack-registry]  REGISTRY_RELEASE [hashstack-registry]
+#   LOCAL_PORT [5000]      the port-forward's local port
+#   REGISTRY_ADDR          a registry reachable from here (host:port), instead of a port-forward
+#   IMAGE_REGISTRY [localhost:5000]  where the nodes pull from (the registry's node proxy)
+#   KIND_CLUSTER_NAME      load the registry's own images with `kind load` into this kind cluster
+#   COPY_TOOL              skopeo or podman (default: skopeo when installed)
+set -euo pipefail
+
+BUNDLE=$(cd "$(dirname "$0")" && pwd)
+NAMESPACE=${NAMESPACE:-hashstack}
+RELEASE=${RELEASE:-hashstack}
+REGISTRY_NAMESPACE=${REGISTRY_NAMESPACE:-hashstack-registry}
+REGISTRY_RELEASE=${REGISTRY_RELEASE:-hashstack-registry}
+LOCAL_PORT=${LOCAL_PORT:-5000}
+IMAGE_REGISTRY=${IMAGE_REGISTRY:-localhost:5000}
+charts=("$BUNDLE"/charts/hashstack-*.tgz)
+CHART_VERSION=${charts[0]##*/hashstack-}
+CHART_VERSION=${CHART_VERSION%.tgz}
+
+log() { echo "install: $*" >&2; }
+
+die() {
+  log "$*"
+  exit 1
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (this step needs: $*)"
+  done
+}
+
+verify_bundle() {
+  (cd "$BUNDLE" && sha256sum --check --quiet --strict SHA256SUMS) \
+    || die "the bundle is damaged: SHA256SUMS does not match (copy it again)"
+}
+
+# NAME ROLE TARGET MANIFEST-DIGEST CONFIG-DIGEST lines of images.txt with the given role.
+images_with_role() {
+  local role=$1 name r target manifest config
+  while read -r name r target manifest config; do
+    [ "$r" = "$role" ] && echo "$name $target $manifest $config"
+  done <"$BUNDLE/images.txt"
+  return 0
+}
+
+# Sets ADDR, the registry steps 2 and 3 use: REGISTRY_ADDR, or a port-forward to the registry
+# Service (started once, ended when the script ends).
+ADDR=""
+connect_registry() {
+  [ -z "$ADDR" ] || return 0
+  if [ -n "${REGISTRY_ADDR:-}" ]; then
+    ADDR=$REGISTRY_ADDR
+    return
+  fi
+  need kubectl curl
+  local service
+  service=$(kubectl get service -n "$REGISTRY_NAMESPACE" \
+    -l "app.kubernetes.io/instance=$REGISTRY_RELEASE,app.kubernetes.io/name=registry" \
+    -o jsonpath='{.items[0].metadata.name}') || die "no registry Service: run ./install.sh registry"
+  local forward tries
+  kubectl port-forward -n "$REGISTRY_NAMESPACE" "service/$service" "$LOCAL_PORT:5000" >&2 &
+  forward=$!
+  # shellcheck disable=SC2064 # the pid is known now
+  trap "kill $forward 2>/dev/null || true" EXIT
+  for tries in $(seq 1 30); do
+    if curl --silent --fail --output /dev/null "http://localhost:$LOCAL_PORT/v2/"; then
+      ADDR="localhost:$LOCAL_PORT"
+      return
+    fi
+    kill -0 "$forward" 2>/dev/null \
+      || die "kubectl port-forward ended (is port $LOCAL_PORT free here? set LOCAL_PORT)"
+    sleep 1
+  done
+  die "the registry did not answer on localhost:$LOCAL_PORT after $tries s"
+}
+
+# Copies one image of the layout to REGISTRY/TARGET, with skopeo (layers as they are, so the
+# same manifest digest) or podman (the same image: configuration and layers; it may recompress).
+copy_image() {
+  local name=$1 dest=$2 tool=${COPY_TOOL:-}
+  if [ -z "$tool" ]; then
+    tool=skopeo
+    command -v skopeo >/dev/null || tool=podman
+  fi
+  need "$tool"
+  case $tool in
+    skopeo)
+      skopeo copy --quiet --dest-tls-verify=false "oci:$BUNDLE/images:$name" "docker://$dest"
+      ;;
+    podman)
+      local id
+      id=$(podman pull --quiet "oci:$BUNDLE/images:$name")
+      podman push --quiet --tls-verify=false "$id" "docker://$dest"
+      ;;
+    *) die "COPY_TOOL must be skopeo or podman, not $tool" ;;
+  esac
+}
+
+step_registry() {
+  need helm kubectl
+  local name target manifest config
+  while read -r name target manifest config; do
+    if [ -n "${KIND_CLUSTER_NAME:-}" ]; then
+      need kind skopeo
+      skopeo copy --quiet "oci:$BUNDLE/images:$name" "docker-archive:$BUNDLE/.$name.tar:$target"
+      kind load image-archive "$BUNDLE/.$name.tar" --name "$KIND_CLUSTER_NAME"
+      rm -f "$BUNDLE/.$name.tar"
+      log "loaded $target ($config) into kind cluster $KIND_CLUSTER_NAME"
+    else
+      log "$target must be on every node before this step (the registry cannot pull itself):"
+      log "  skopeo copy oci:$BUNDLE/images:$name docker-archive:$name.tar:$target, then import it"
+      log "  on each node (ctr -n k8s.io images import $name.tar)"
+    fi
+  done < <(images_with_role node)
+  helm upgrade --install "$REGISTRY_RELEASE" "$BUNDLE/charts/registry-$CHART_VERSION.tgz" \
+    --namespace "$REGISTRY_NAMESPACE" --create-namespace --wait --timeout 10m "$@"
+  log "registry release $REGISTRY_RELEASE ready in namespace $REGISTRY_NAMESPACE"
+}
+
+step_push() {
+  need helm
+  local name target manifest config
+  connect_registry
+  while read -r name target manifest config; do
+    copy_image "$name" "$ADDR/$target"
+    log "pushed $ADDR/$target ($manifest, config $config)"
+  done < <(images_with_role push)
+  helm push "$BUNDLE/charts/hashstack-$CHART_VERSION.tgz" "oci://$ADDR/charts" --plain-http >&2
+  log "pushed oci://$ADDR/charts/hashstack:$CHART_VERSION"
+}
+
+step_app() {
+  need helm
+  local action=(upgrade --install --namespace "$NAMESPACE" --create-namespace --wait --timeout 10m)
+  if [ "${1:-}" = --template ]; then
+    action=(template --namespace "$NAMESPACE")
+    shift
+  fi
+  local values=(--set registry.enabled=false)
+  connect_registry
+  # The services' images already default to localhost:5000; etcd comes from there when shipped.
+  if [ -n "$(images_with_role push | awk '$1 == "etcd"')" ]; then
+    values+=(--set "etcd.image.registry=$IMAGE_REGISTRY")
+  fi
+  if [ "$IMAGE_REGISTRY" != localhost:5000 ]; then
+    local svc
+    for svc in hello persistence hash; do values+=(--set "$svc.image.registry=$IMAGE_REGISTRY"); done
+  fi
+  helm "${action[@]}" "$RELEASE" "oci://$ADDR/charts/hashstack" --version "$CHART_VERSION" \
+    --plain-http "${values[@]}" "$@"
+}
+
+case ${1:-all} in
+  -h | --help) usage ;;
+  registry) shift && verify_bundle && step_registry "$@" ;;
+  push) verify_bundle && step_push ;;
+  app) shift && verify_bundle && step_app "$@" ;;
+  all)
+    verify_bundle
+    step_registry
+    step_push
+    step_app
+    ;;
+  *) usage ;;
+esac

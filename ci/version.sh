@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# ci/version.py for jobs without the project's venv (the release and version-bump jobs): the one
+# package it needs, PyYAML, at the version requirements-dev.txt pins, then the script itself.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$HASHSTACK_ROOT"
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check "$(grep -i '^pyyaml==' requirements-dev.txt)"
+fi
+exec python3 ci/version.py "$@"
