@@ -37,6 +37,7 @@ LABELS = (
     "app.kubernetes.io/managed-by",
     "helm.sh/chart",
 )
+VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
 REGISTRY_VALUES = CHART / "charts" / "registry" / "values.yaml"
 
 
@@ -163,9 +164,14 @@ def test_labels(values: str, render: RenderFn) -> None:
         if "metadata" in template:
             label_sets.append((" pod template", template["metadata"].get("labels", {})))
         for part, labels in label_sets:
-            missing = [key for key in LABELS if not labels.get(key)]
+            # Pod templates carry no chart or app version: a chart bump alone must not
+            # restart every pod (with one etcd member, an outage).
+            wanted = [key for key in LABELS if not (part and key in VERSION_LABELS)]
+            missing = [key for key in wanted if not labels.get(key)]
             if missing:
                 problems.append(f"{where}{part}: missing {missing}")
+            if part and set(VERSION_LABELS) & set(labels):
+                problems.append(f"{where}{part}: version labels {set(VERSION_LABELS) & set(labels)}")
             if labels.get("app.kubernetes.io/instance") != RELEASE:
                 problems.append(
                     f"{where}{part}: instance {labels.get('app.kubernetes.io/instance')}"

@@ -10,7 +10,7 @@ networkpolicy.yaml; these allow exactly what the service needs:
 {{- define "hashstack.networkpolicies" -}}
 {{- $root := .root }}
 {{- $v := index .root.Values .name }}
-{{- if .root.Values.networkPolicy.enabled }}
+{{- if include "hashstack.networkPolicyEnabled" .root }}
 {{- $port := include "hashstack.containerPort" . | int }}
 ---
 apiVersion: networking.k8s.io/v1

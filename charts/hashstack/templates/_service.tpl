@@ -102,6 +102,11 @@ failureThreshold: {{ .probe.failureThreshold }}
 {{- end }}
 {{- $_ := set $seen .name true }}
 {{- end }}
+{{- /* The memory store counts in one process: a second pod would repeat its numbers. */}}
+{{- $singlePod := eq (toString (dig "config" "STORE" "" $v)) "memory" }}
+{{- if and $singlePod (or (gt (int $v.replicaCount) 1) (dig "autoscaling" "enabled" false $v)) }}
+{{- fail (printf "%s.config.STORE=memory keeps the counter in one pod, so %s.replicaCount must be 1 and %s.autoscaling.enabled false (a second pod would hand out the same numbers again); use STORE=etcd to run more pods" .name .name .name) }}
+{{- end }}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -115,18 +120,20 @@ spec:
     matchLabels:
       {{- include "hashstack.selectorLabels" . | nindent 6 }}
   strategy:
+    {{- if $singlePod }}
+    # The old pod stops before the new one starts: never two counters at once.
+    type: Recreate
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       # Never below the wanted replicas during a rollout: new pods first.
       maxUnavailable: 0
       maxSurge: {{ $v.maxSurge }}
+    {{- end }}
   template:
     metadata:
       labels:
-        {{- include "hashstack.serviceLabels" . | nindent 8 }}
-        {{- with $v.podLabels }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- include "hashstack.podLabels" . | nindent 8 }}
       annotations:
         checksum/config: {{ include "hashstack.env" . | sha256sum }}
         {{- with $v.podAnnotations }}

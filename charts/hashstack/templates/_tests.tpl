@@ -20,6 +20,9 @@ metadata:
   labels:
     {{- include "hashstack.labels" (dict "root" $root "name" $testName "component" "test" "version" (include "hashstack.imageTag" $)) | nindent 4 }}
   annotations:
+    {{- with $root.Values.tests.annotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
     helm.sh/hook: test
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 spec:
@@ -55,7 +58,7 @@ spec:
       emptyDir:
         sizeLimit: 16Mi
 {{- end }}
-{{- if .root.Values.networkPolicy.enabled }}
+{{- if include "hashstack.networkPolicyEnabled" .root }}
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
