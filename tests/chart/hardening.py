@@ -71,7 +71,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def load_strict(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc]  # noqa: S506
+    return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc]
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART, HELMS, RELEASE
-from .hardening import DuplicateKeyError, load_strict, pod_specs, render, template
+from .conftest import CHART, HELMS, RELEASE, installed_helms, run_helm
+from .hardening import (
+    DuplicateKeyError,
+    built_chart,
+    load_strict,
+    pod_specs,
+    render,
+    template,
+)
 from .k8s import PolicyModel, by_kind, named, pods
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, env_of
 
@@ -249,3 +256,164 @@ def test_test_pods_opt_out_of_mesh_injection() -> None:
         annotations = pod.owner["metadata"]["annotations"]
         assert annotations["sidecar.istio.io/inject"] == "false", pod.name
         assert annotations["linkerd.io/inject"] == "disabled", pod.name
+
+
+# --- metrics on their own port ------------------------------------------------------------
+
+
+def test_metrics_have_their_own_port_and_only_the_scraper_reaches_it() -> None:
+    values = yaml.safe_load((CHART / "ci" / "ha.yaml").read_text())
+    objects = render(values)
+    model = _model(objects)
+    monitoring_only = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    for name in ("hello", "persistence", "hash"):
+        service = named(objects, "Service", f"{RELEASE}-{name}")
+        ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+        assert ports["metrics"] == (9090, "metrics")
+        config = named(objects, "ConfigMap", f"{RELEASE}-{name}")["data"]
+        assert config["METRICS_PORT"] == "9090"
+        monitor = named(objects, "ServiceMonitor", f"{RELEASE}-{name}")
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+        pod = _pod(objects, name)
+        assert model.allows(None, pod, 9090)
+        # The scrape rule names the monitoring namespace and the metrics port, nothing else.
+        policy = named(objects, "NetworkPolicy", f"{RELEASE}-{name}")
+        scrape = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 9090]
+        assert [r["from"] for r in scrape] == [monitoring_only]
+    assert not model.allows(None, _pod(objects, "persistence"), 8080)
+
+
+# --- what chart users expect: overrides, ServiceAccounts, volumes, extra containers ------
+
+
+def test_default_names_are_unchanged_and_overrides_rename_consistently() -> None:
+    default = {(o["kind"], o["metadata"]["name"]) for o in render()}
+    assert ("Deployment", f"{RELEASE}-hash") in default
+    assert ("NetworkPolicy", f"{RELEASE}-default-deny") in default
+    for values, prefix in (
+        ({"fullnameOverride": "shop"}, "shop"),
+        ({"nameOverride": "numbers"}, f"{RELEASE}-numbers"),
+    ):
+        objects = render(values)
+        names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        for service in ("hello", "persistence", "hash"):
+            for kind in ("Deployment", "Service", "ServiceAccount", "ConfigMap"):
+                assert (kind, f"{prefix}-{service}") in names
+        assert ("NetworkPolicy", f"{prefix}-default-deny") in names
+        # Links follow the new names; the subcharts keep theirs.
+        config = named(objects, "ConfigMap", f"{prefix}-hash")["data"]
+        assert config["PERSISTENCE_URL"] == f"http://{prefix}-persistence:80"
+        assert ("StatefulSet", f"{RELEASE}-etcd") in names
+        assert _model(objects).allows(_pod(objects, "hash"), _pod(objects, "persistence"), 8080)
+
+
+def test_service_accounts_per_service() -> None:
+    objects = render(yaml.safe_load((CHART / "ci" / "extras.yaml").read_text()))
+    sa = named(objects, "ServiceAccount", f"{RELEASE}-hash")
+    assert sa["metadata"]["annotations"] == {"iam.example.com/role": "hash-reader"}
+    assert sa["automountServiceAccountToken"] is False
+    persistence = named(objects, "Deployment", f"{RELEASE}-persistence")
+    assert persistence["spec"]["template"]["spec"]["serviceAccountName"] == "shared-runner"
+    names = {o["metadata"]["name"] for o in by_kind(objects, "ServiceAccount")}
+    assert f"{RELEASE}-persistence" not in names
+    assert "shared-runner" not in names  # not created: the user's own
+    named_sa = render({"hello": {"serviceAccount": {"create": True, "name": "greeter"}}})
+    assert named(named_sa, "ServiceAccount", "greeter")
+    hello = named(named_sa, "Deployment", f"{RELEASE}-hello")
+    assert hello["spec"]["template"]["spec"]["serviceAccountName"] == "greeter"
+
+
+def test_extra_volumes_and_containers_reach_the_pod_and_stay_restricted() -> None:
+    objects = render(yaml.safe_load((CHART / "ci" / "extras.yaml").read_text()))
+    spec = named(objects, "Deployment", f"{RELEASE}-hash")["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["hash", "log-shipper"]
+    assert [c["name"] for c in spec["initContainers"]] == ["wait-a-moment"]
+    assert {"name": "cache", "emptyDir": {"sizeLimit": "16Mi"}} in spec["volumes"]
+    assert {"name": "cache", "mountPath": "/var/cache/hash"} in spec["containers"][0][
+        "volumeMounts"
+    ]
+    for c in spec["containers"][1:] + spec["initContainers"]:
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # A container may still say otherwise for itself.
+    own = render(
+        {
+            "hash": {
+                "sidecars": [{"name": "s", "image": "i", "securityContext": {"runAsUser": 2000}}]
+            }
+        }
+    )
+    sidecar = named(own, "Deployment", f"{RELEASE}-hash")["spec"]["template"]["spec"]["containers"][
+        1
+    ]
+    assert sidecar["securityContext"]["runAsUser"] == 2000
+    assert sidecar["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}, 'name "tmp" appears twice'),
+        (
+            {"extraVolumeMounts": [{"name": "x", "mountPath": "/tmp"}]},
+            'mountPath "/tmp" appears twice',
+        ),
+        ({"sidecars": [{"name": "hash", "image": "i"}]}, 'name "hash" appears twice'),
+        (
+            {"initContainers": [{"name": "a", "image": "i"}, {"name": "a", "image": "j"}]},
+            'name "a" appears twice',
+        ),
+    ],
+    ids=["volume", "mount", "sidecar", "init"],
+)
+def test_repeated_extra_names_are_refused(values: dict[str, Any], message: str) -> None:
+    result = template({"hash": values})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# --- NOTES.txt and Chart.yaml ----------------------------------------------------------------
+
+
+def _notes(helm: str, *args: str) -> str:
+    result = run_helm(
+        installed_helms()[helm], "install", RELEASE, str(built_chart()), "-n", "demo",
+        "--dry-run=client", *args,
+    )  # fmt: skip
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_state_the_pod_security_level_and_the_push_before_wait() -> None:
+    # Helm 4 only: Helm 3's `install --dry-run=client` still asks a cluster for its version,
+    # and `helm template` never renders NOTES.txt.
+    helm = "helm"
+    notes = _notes(helm)
+    assert "enforce=privileged" in notes
+    assert "kubectl label namespace demo pod-security.kubernetes.io/enforce=privileged" in notes
+    assert "`helm install --wait` succeeds only once the images are pushed" in notes
+    assert "ci/images.sh build && ci/images.sh push localhost:5000" in notes
+    without_proxy = _notes(helm, "--set", "registry.proxy.enabled=false")
+    assert "no more than enforce=restricted" in without_proxy
+    no_registry = _notes(helm, "--set", "registry.enabled=false")
+    assert "enforce=restricted" in no_registry
+    assert "localhost:5000/hashstack/hash:0.1.0" in no_registry
+    assert "before `helm install --wait`" in no_registry
+
+
+def test_chart_yaml_has_what_artifact_hub_shows() -> None:
+    for chart in (CHART, CHART / "charts" / "etcd", CHART / "charts" / "registry"):
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+        for key in ("home", "sources", "icon"):
+            assert meta.get(key), f"{chart.name}: {key}"
+        assert meta["annotations"]["artifacthub.io/license"] == "Apache-2.0"
+    umbrella = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert all(m.get("email") or m.get("url") for m in umbrella["maintainers"])
+
+
+@pytest.mark.parametrize("helm", HELMS)
+def test_lint_strict_leaves_no_info_line(helm: str) -> None:
+    for chart in (built_chart(), CHART / "charts" / "etcd", CHART / "charts" / "registry"):
+        out = run_helm(installed_helms()[helm], "lint", "--strict", str(chart)).stdout
+        assert "[INFO]" not in out, out

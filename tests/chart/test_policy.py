@@ -138,20 +138,25 @@ def test_probes_and_resources(values: str, render: RenderFn) -> None:
 @pytest.mark.parametrize("values", CI_VALUES)
 def test_service_probes_use_healthz_and_readyz(values: str, render: RenderFn) -> None:
     objects = render(values)
+    merged = values_of(values)
     for service in SERVICES:
         deployment = named(objects, "Deployment", f"{RELEASE}-{service}")
-        (c,) = deployment["spec"]["template"]["spec"]["containers"]
+        c = deployment["spec"]["template"]["spec"]["containers"][0]
         assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-        assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert c["ports"] == [
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        ]
         spec = deployment["spec"]
         assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         pod = spec["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
-        sa = named(objects, "ServiceAccount", pod["serviceAccountName"])
-        assert sa["automountServiceAccountToken"] is False
+        if merged[service]["serviceAccount"]["create"]:
+            sa = named(objects, "ServiceAccount", pod["serviceAccountName"])
+            assert sa["automountServiceAccountToken"] is False
 
 
 @pytest.mark.parametrize("values", CI_VALUES)
@@ -171,7 +176,9 @@ def test_labels(values: str, render: RenderFn) -> None:
             if missing:
                 problems.append(f"{where}{part}: missing {missing}")
             if part and set(VERSION_LABELS) & set(labels):
-                problems.append(f"{where}{part}: version labels {set(VERSION_LABELS) & set(labels)}")
+                problems.append(
+                    f"{where}{part}: version labels {set(VERSION_LABELS) & set(labels)}"
+                )
             if labels.get("app.kubernetes.io/instance") != RELEASE:
                 problems.append(
                     f"{where}{part}: instance {labels.get('app.kubernetes.io/instance')}"
@@ -375,6 +382,7 @@ PROBE_PORTS = [
     (2379, "TCP"),
     (5000, "TCP"),
     (8080, "TCP"),
+    (9090, "TCP"),
 ]
 
 
@@ -396,7 +404,8 @@ def test_network_policies_allow_exactly_the_chain(values: str, render: RenderFn)
     if merged["registry"]["enabled"]:
         inbound.add(Edge(OUTSIDE, "registry-proxy", 5000))
     if merged["metrics"]["serviceMonitor"]["enabled"]:
-        inbound |= {Edge(OUTSIDE, s, 8080) for s in SERVICES}
+        # The scraper gets the metrics port only: persistence's API stays closed.
+        inbound |= {Edge(OUTSIDE, s, 9090) for s in SERVICES}
     assert model.inbound_from_outside() == inbound
 
     outbound = {

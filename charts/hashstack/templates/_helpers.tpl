@@ -11,11 +11,43 @@ schema entry) and a one-line file under templates/.
 {{- end }}
 
 {{/*
-Object name: `<release>-<name>`, cut to 63 characters. Deliberately not the stock
+The port that answers only /metrics (the images' METRICS_PORT, named `metrics`), so the
+scraper is let in there and never to the API.
+*/}}
+{{- define "hashstack.metricsPort" -}}
+{{- .root.Values.metrics.port | int }}
+{{- end }}
+
+{{/*
+The prefix of every object name of the umbrella chart: `fullnameOverride`, else
+`<release>-<nameOverride>`, else the release name (the default, pinned: `<release>-hash`).
+*/}}
+{{- define "hashstack.prefix" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else if .Values.nameOverride }}
+{{- printf "%s-%s" .Release.Name .Values.nameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- .Release.Name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Object name: `<prefix>-<name>`, cut to 63 characters. Deliberately not the stock
 fullname helper, which would collapse release `hashstack` + chart `hash` into one word.
 */}}
 {{- define "hashstack.fullname" -}}
-{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" (include "hashstack.prefix" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The ServiceAccount of a service's pods: its own when `serviceAccount.create`, else `serviceAccount.name` or the namespace's default. */}}
+{{- define "hashstack.serviceAccountName" -}}
+{{- $sa := (index .root.Values .name).serviceAccount }}
+{{- if $sa.create }}
+{{- default (include "hashstack.fullname" .) $sa.name }}
+{{- else }}
+{{- default "default" $sa.name }}
+{{- end }}
 {{- end }}
 
 {{/* helm.sh/chart label value. */}}
@@ -207,7 +239,7 @@ plus the variables the chart sets itself (which `config` may not repeat).
 {{- define "hashstack.env" -}}
 {{- $root := .root }}
 {{- $v := index $root.Values .name }}
-{{- $env := dict "PORT" (include "hashstack.containerPort" .) }}
+{{- $env := dict "PORT" (include "hashstack.containerPort" .) "METRICS_PORT" (include "hashstack.metricsPort" .) }}
 {{- range $var, $target := $v.links | default dict }}
 {{- $_ := set $env $var (include "hashstack.serviceURL" (dict "root" $root "name" $target)) }}
 {{- end }}

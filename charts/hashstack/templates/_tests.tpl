@@ -27,7 +27,7 @@ metadata:
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 spec:
   restartPolicy: Never
-  serviceAccountName: {{ include "hashstack.fullname" $ }}
+  serviceAccountName: {{ include "hashstack.serviceAccountName" $ }}
   automountServiceAccountToken: false
   enableServiceLinks: false
   {{- with include "hashstack.imagePullSecrets" $ | trim }}
