@@ -195,7 +195,11 @@ def test_names_are_pinned(values: str, render: RenderFn) -> None:
     objects = render(values)
     merged = values_of(values)
     for service in SERVICES:
-        for kind in ("Deployment", "Service", "ServiceAccount", "ConfigMap"):
+        # A ServiceAccount only when the chart creates it (`<service>.serviceAccount.create`).
+        kinds = ("Deployment", "Service", "ConfigMap")
+        if merged[service]["serviceAccount"]["create"]:
+            kinds += ("ServiceAccount",)
+        for kind in kinds:
             obj = named(objects, kind, f"{RELEASE}-{service}")
             assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == service
     if merged["etcd"]["enabled"]:
@@ -465,9 +469,10 @@ def test_images_follow_the_registry_rules(values: str, render: RenderFn) -> None
     merged = values_of(values)
     registry = merged["global"]["imageRegistry"]
     for service in SERVICES:
-        (c,) = named(objects, "Deployment", f"{RELEASE}-{service}")["spec"]["template"]["spec"][
+        # The service's own container comes first; sidecars are the user's images.
+        c = named(objects, "Deployment", f"{RELEASE}-{service}")["spec"]["template"]["spec"][
             "containers"
-        ]
+        ][0]
         image = merged[service]["image"]
         want = f"{registry or image['registry']}/{image['repository']}:{image['tag'] or '0.1.0'}"
         assert c["image"] == want
