@@ -19,6 +19,8 @@ class ConfigError(ValueError):
 class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
+    # 0: /metrics on `port` with the API; else only on this port (a scraper-only port).
+    metrics_port: int = 0
     persistence_url: str = "http://127.0.0.1:8081"
     etcd_endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
     counter_key: str = "/hashstack/counter"
@@ -42,6 +44,7 @@ class Settings:
         return cls(
             host=reader.text("HOST", cls.host),
             port=reader.integer("PORT", cls.port, low=1, high=65535),
+            metrics_port=reader.integer("METRICS_PORT", cls.metrics_port, low=0, high=65535),
             persistence_url=reader.url("PERSISTENCE_URL", cls.persistence_url),
             etcd_endpoints=reader.url_list("ETCD_ENDPOINTS", cls.etcd_endpoints),
             counter_key=reader.text("COUNTER_KEY", cls.counter_key),

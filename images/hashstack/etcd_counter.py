@@ -138,11 +138,14 @@ class EtcdCounter:
         for attempt in range(len(self._endpoints)):
             index = (self._current + attempt) % len(self._endpoints)
             endpoint = self._endpoints[index]
+            started = time.perf_counter()
             try:
                 result = call(self._client(endpoint))
             except ETCD_ERRORS as error:
+                metrics.ETCD_LATENCY.labels("error").observe(time.perf_counter() - started)
                 errors.append(f"{endpoint}: {_describe(error)}")
                 continue
+            metrics.ETCD_LATENCY.labels("ok").observe(time.perf_counter() - started)
             self._current = index
             return result
         self._seen = None  # after a failure, read the key again rather than trust the cache

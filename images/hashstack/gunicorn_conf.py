@@ -32,11 +32,14 @@ def _fresh_metrics_dir(path: str) -> str:
 
 _fresh_metrics_dir(settings.metrics_dir)
 
-bind = [
-    f"[{settings.host}]:{settings.port}"
-    if ":" in settings.host
-    else f"{settings.host}:{settings.port}"
-]
+
+def _address(port: int) -> str:
+    return f"[{settings.host}]:{port}" if ":" in settings.host else f"{settings.host}:{port}"
+
+
+# The API port, and the metrics port when it is a separate one (the app answers only /metrics
+# there, and no /metrics on the API port).
+bind = [_address(port) for port in (settings.port, settings.metrics_port) if port]
 worker_class = "gthread"
 # Each worker binds its own SO_REUSEPORT socket, so the kernel spreads new connections over the
 # workers. On one shared socket a gthread worker that wakes first accepts a whole burst of

@@ -22,7 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.persistence_url, settings.request_timeout, pool_size=settings.threads
     )
 
-    app = create_service_app("hash", lambda: persistence.check(current_request_id()))
+    app = create_service_app(
+        "hash", lambda: persistence.check(current_request_id()), settings.metrics_port
+    )
 
     @app.get("/")
     def hashed_number() -> Response:

@@ -6,11 +6,13 @@ import sys
 
 from flask import Flask, Response
 
+from .config import Settings
 from .web import create_service_app
 
 
-def create_app() -> Flask:
-    app = create_service_app("hello", readiness=lambda: None)
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = create_service_app("hello", readiness=lambda: None, metrics_port=settings.metrics_port)
 
     @app.get("/")
     def hello() -> Response:

@@ -45,6 +45,12 @@ COUNTER_CONFLICTS = Counter(
     "hashstack_counter_conflicts_total",
     "Compare-and-swap attempts on the counter that lost to another process.",
 )
+ETCD_LATENCY = Histogram(
+    "hashstack_etcd_request_duration_seconds",
+    "Round-trip time of each etcd call (a read or a compare-and-swap), by outcome.",
+    ["outcome"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 UPSTREAM_ERRORS = Counter(
     "hashstack_upstream_errors_total",
     "Calls to a dependency that failed, by dependency and cause.",

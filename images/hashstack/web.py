@@ -7,8 +7,9 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, abort, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
@@ -39,12 +40,29 @@ def current_request_id() -> str:
     return str(g.get("request_id", ""))
 
 
-def create_service_app(service: str, readiness: ReadinessCheck) -> Flask:
+def arrival_port(environ: dict[str, Any]) -> int | None:
+    """The local port a request came in on: gunicorn's socket, not the Host header a caller
+    may set; None outside gunicorn."""
+    sock = environ.get("gunicorn.socket")
+    try:
+        return int(sock.getsockname()[1]) if sock is not None else None
+    except (OSError, TypeError, ValueError, IndexError):
+        return None
+
+
+def create_service_app(service: str, readiness: ReadinessCheck, metrics_port: int = 0) -> Flask:
+    """A service's Flask app. `metrics_port` (METRICS_PORT): when set, /metrics is answered
+    only on that port and that port answers nothing else, so a NetworkPolicy can open it to
+    the scraper without opening the API."""
     app = Flask(f"hashstack.{service}")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_request
     def start_request() -> None:
+        if metrics_port:
+            on_metrics_port = arrival_port(request.environ) == metrics_port
+            if on_metrics_port != (request.path == "/metrics"):
+                abort(404)
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         valid = _VALID_REQUEST_ID.fullmatch(incoming)
         g.request_id = incoming if valid else uuid.uuid4().hex

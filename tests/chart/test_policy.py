@@ -37,6 +37,7 @@ LABELS = (
     "app.kubernetes.io/managed-by",
     "helm.sh/chart",
 )
+VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
 REGISTRY_VALUES = CHART / "charts" / "registry" / "values.yaml"
 
 
@@ -137,20 +138,25 @@ def test_probes_and_resources(values: str, render: RenderFn) -> None:
 @pytest.mark.parametrize("values", CI_VALUES)
 def test_service_probes_use_healthz_and_readyz(values: str, render: RenderFn) -> None:
     objects = render(values)
+    merged = values_of(values)
     for service in SERVICES:
         deployment = named(objects, "Deployment", f"{RELEASE}-{service}")
-        (c,) = deployment["spec"]["template"]["spec"]["containers"]
+        c = deployment["spec"]["template"]["spec"]["containers"][0]
         assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-        assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert c["ports"] == [
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        ]
         spec = deployment["spec"]
         assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         pod = spec["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
-        sa = named(objects, "ServiceAccount", pod["serviceAccountName"])
-        assert sa["automountServiceAccountToken"] is False
+        if merged[service]["serviceAccount"]["create"]:
+            sa = named(objects, "ServiceAccount", pod["serviceAccountName"])
+            assert sa["automountServiceAccountToken"] is False
 
 
 @pytest.mark.parametrize("values", CI_VALUES)
@@ -163,9 +169,16 @@ def test_labels(values: str, render: RenderFn) -> None:
         if "metadata" in template:
             label_sets.append((" pod template", template["metadata"].get("labels", {})))
         for part, labels in label_sets:
-            missing = [key for key in LABELS if not labels.get(key)]
+            # Pod templates carry no chart or app version: a chart bump alone must not
+            # restart every pod (with one etcd member, an outage).
+            wanted = [key for key in LABELS if not (part and key in VERSION_LABELS)]
+            missing = [key for key in wanted if not labels.get(key)]
             if missing:
                 problems.append(f"{where}{part}: missing {missing}")
+            if part and set(VERSION_LABELS) & set(labels):
+                problems.append(
+                    f"{where}{part}: version labels {set(VERSION_LABELS) & set(labels)}"
+                )
             if labels.get("app.kubernetes.io/instance") != RELEASE:
                 problems.append(
                     f"{where}{part}: instance {labels.get('app.kubernetes.io/instance')}"
@@ -182,7 +195,11 @@ def test_names_are_pinned(values: str, render: RenderFn) -> None:
     objects = render(values)
     merged = values_of(values)
     for service in SERVICES:
-        for kind in ("Deployment", "Service", "ServiceAccount", "ConfigMap"):
+        # A ServiceAccount only when the chart creates it (`<service>.serviceAccount.create`).
+        kinds = ("Deployment", "Service", "ConfigMap")
+        if merged[service]["serviceAccount"]["create"]:
+            kinds += ("ServiceAccount",)
+        for kind in kinds:
             obj = named(objects, kind, f"{RELEASE}-{service}")
             assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == service
     if merged["etcd"]["enabled"]:
@@ -369,6 +386,7 @@ PROBE_PORTS = [
     (2379, "TCP"),
     (5000, "TCP"),
     (8080, "TCP"),
+    (9090, "TCP"),
 ]
 
 
@@ -390,7 +408,8 @@ def test_network_policies_allow_exactly_the_chain(values: str, render: RenderFn)
     if merged["registry"]["enabled"]:
         inbound.add(Edge(OUTSIDE, "registry-proxy", 5000))
     if merged["metrics"]["serviceMonitor"]["enabled"]:
-        inbound |= {Edge(OUTSIDE, s, 8080) for s in SERVICES}
+        # The scraper gets the metrics port only: persistence's API stays closed.
+        inbound |= {Edge(OUTSIDE, s, 9090) for s in SERVICES}
     assert model.inbound_from_outside() == inbound
 
     outbound = {
@@ -450,9 +469,10 @@ def test_images_follow_the_registry_rules(values: str, render: RenderFn) -> None
     merged = values_of(values)
     registry = merged["global"]["imageRegistry"]
     for service in SERVICES:
-        (c,) = named(objects, "Deployment", f"{RELEASE}-{service}")["spec"]["template"]["spec"][
+        # The service's own container comes first; sidecars are the user's images.
+        c = named(objects, "Deployment", f"{RELEASE}-{service}")["spec"]["template"]["spec"][
             "containers"
-        ]
+        ][0]
         image = merged[service]["image"]
         want = (
             f"{registry or image['registry']}/{image['repository']}:{image['tag'] or APP_VERSION}"

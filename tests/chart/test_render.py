@@ -142,7 +142,7 @@ def test_custom_resources_have_their_shape(render: RenderFn) -> None:
         f"{RELEASE}-{s}" for s in ("hello", "persistence", "hash")
     }
     for monitor in monitors:
-        assert monitor["spec"]["endpoints"][0]["port"] == "http"
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
         assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
         assert monitor["metadata"]["labels"]["release"] == "prometheus"
 

@@ -11,11 +11,43 @@ schema entry) and a one-line file under templates/.
 {{- end }}
 
 {{/*
-Object name: `<release>-<name>`, cut to 63 characters. Deliberately not the stock
+The port that answers only /metrics (the images' METRICS_PORT, named `metrics`), so the
+scraper is let in there and never to the API.
+*/}}
+{{- define "hashstack.metricsPort" -}}
+{{- .root.Values.metrics.port | int }}
+{{- end }}
+
+{{/*
+The prefix of every object name of the umbrella chart: `fullnameOverride`, else
+`<release>-<nameOverride>`, else the release name (the default, pinned: `<release>-hash`).
+*/}}
+{{- define "hashstack.prefix" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else if .Values.nameOverride }}
+{{- printf "%s-%s" .Release.Name .Values.nameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- .Release.Name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Object name: `<prefix>-<name>`, cut to 63 characters. Deliberately not the stock
 fullname helper, which would collapse release `hashstack` + chart `hash` into one word.
 */}}
 {{- define "hashstack.fullname" -}}
-{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" (include "hashstack.prefix" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The ServiceAccount of a service's pods: its own when `serviceAccount.create`, else `serviceAccount.name` or the namespace's default. */}}
+{{- define "hashstack.serviceAccountName" -}}
+{{- $sa := (index .root.Values .name).serviceAccount }}
+{{- if $sa.create }}
+{{- default (include "hashstack.fullname" .) $sa.name }}
+{{- else }}
+{{- default "default" $sa.name }}
+{{- end }}
 {{- end }}
 
 {{/* helm.sh/chart label value. */}}
@@ -35,17 +67,54 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end }}
 
 {{/*
-The full label set. Takes "root", "name", "component" and optional "version".
+The labels of an object, merged as a map so no key appears twice: the chart's labels,
+then `global.commonLabels` and `commonLabels`, then the chart and app versions and the
+selector labels, which nothing overrides. Takes "root", "name", "component" and
+optional "version".
 */}}
 {{- define "hashstack.labels" -}}
-helm.sh/chart: {{ include "hashstack.chart" .root }}
-{{ include "hashstack.selectorLabels" . }}
-app.kubernetes.io/component: {{ .component }}
-app.kubernetes.io/part-of: hashstack
-app.kubernetes.io/version: {{ include "hashstack.labelValue" (default .root.Chart.AppVersion .version) | quote }}
-app.kubernetes.io/managed-by: {{ .root.Release.Service }}
-{{- with .root.Values.commonLabels }}
-{{ toYaml . }}
+{{- $labels := include "hashstack.userLabels" (dict "root" .root "component" .component) | fromYaml }}
+{{- $_ := set $labels "helm.sh/chart" (include "hashstack.chart" .root) }}
+{{- $_ = set $labels "app.kubernetes.io/version" (include "hashstack.labelValue" (default .root.Chart.AppVersion .version)) }}
+{{- toYaml (mergeOverwrite $labels (include "hashstack.selectorLabels" . | fromYaml)) }}
+{{- end }}
+
+{{/*
+The chart's own non-selector labels under the user's: `global.commonLabels`,
+`commonLabels` and "extra" (a map, e.g. podLabels), later ones winning.
+*/}}
+{{- define "hashstack.userLabels" -}}
+{{- $labels := dict "app.kubernetes.io/component" .component "app.kubernetes.io/part-of" "hashstack" "app.kubernetes.io/managed-by" .root.Release.Service }}
+{{- range list (dig "commonLabels" dict (.root.Values.global | default dict)) .root.Values.commonLabels .extra }}
+{{- $labels = mergeOverwrite $labels (deepCopy (. | default dict)) }}
+{{- end }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/*
+Labels of a service's pod template: no `helm.sh/chart` or `app.kubernetes.io/version`,
+so a chart bump alone does not restart every pod. `<name>.podLabels` merge over the
+common labels; the selector labels win. Pods that use etcd carry the label the etcd
+subchart's NetworkPolicy admits.
+*/}}
+{{- define "hashstack.podLabels" -}}
+{{- $v := index .root.Values .name }}
+{{- $labels := include "hashstack.userLabels" (dict "root" .root "component" $v.component "extra" $v.podLabels) | fromYaml }}
+{{- if and $v.usesEtcd .root.Values.etcd.enabled }}
+{{- $_ := set $labels "hashstack/etcd-client" "true" }}
+{{- end }}
+{{- toYaml (mergeOverwrite $labels (include "hashstack.selectorLabels" . | fromYaml)) }}
+{{- end }}
+
+{{/*
+The one NetworkPolicy switch: `global.networkPolicy.enabled` when set (the subcharts
+read it too), else `networkPolicy.enabled`. "true" or "".
+*/}}
+{{- define "hashstack.networkPolicyEnabled" -}}
+{{- $global := dig "networkPolicy" "enabled" nil (.Values.global | default dict) }}
+{{- if kindIs "bool" $global }}
+{{- if $global }}true{{ end }}
+{{- else if .Values.networkPolicy.enabled }}true
 {{- end }}
 {{- end }}
 
@@ -170,7 +239,7 @@ plus the variables the chart sets itself (which `config` may not repeat).
 {{- define "hashstack.env" -}}
 {{- $root := .root }}
 {{- $v := index $root.Values .name }}
-{{- $env := dict "PORT" (include "hashstack.containerPort" .) }}
+{{- $env := dict "PORT" (include "hashstack.containerPort" .) "METRICS_PORT" (include "hashstack.metricsPort" .) }}
 {{- range $var, $target := $v.links | default dict }}
 {{- $_ := set $env $var (include "hashstack.serviceURL" (dict "root" $root "name" $target)) }}
 {{- end }}

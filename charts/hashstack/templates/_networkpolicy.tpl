@@ -1,8 +1,8 @@
 {{/*
 NetworkPolicies of one service ("root", "name"). Everything of the release is denied by
 networkpolicy.yaml; these allow exactly what the service needs:
-  - `<release>-<name>`: ingress from outside when `<name>.public`, scraping when the
-    ServiceMonitor is on; egress to the services named in `<name>.links` and to etcd
+  - `<release>-<name>`: ingress from outside when `<name>.public`, scraping of the
+    `metrics` port (only) when the ServiceMonitor is on; egress to the services named in `<name>.links` and to etcd
     when `<name>.usesEtcd`.
   - `<release>-<target>-from-<name>`: the matching ingress on each linked service (and
     on etcd), so each allowed path is opened at both ends and nothing else.
@@ -10,7 +10,7 @@ networkpolicy.yaml; these allow exactly what the service needs:
 {{- define "hashstack.networkpolicies" -}}
 {{- $root := .root }}
 {{- $v := index .root.Values .name }}
-{{- if .root.Values.networkPolicy.enabled }}
+{{- if include "hashstack.networkPolicyEnabled" .root }}
 {{- $port := include "hashstack.containerPort" . | int }}
 ---
 apiVersion: networking.k8s.io/v1
@@ -55,7 +55,7 @@ release).
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:
-  name: {{ printf "%s-%s-from-%s" .root.Release.Name .to .from | trunc 63 | trimSuffix "-" }}
+  name: {{ printf "%s-%s-from-%s" (include "hashstack.prefix" .root) .to .from | trunc 63 | trimSuffix "-" }}
   namespace: {{ .root.Release.Namespace }}
   labels:
     {{- include "hashstack.labels" (dict "root" .root "name" .to "component" "network-policy") | nindent 4 }}
@@ -91,8 +91,9 @@ spec:
   {{- end }}
 {{- end }}
 {{- if $root.Values.metrics.serviceMonitor.enabled }}
+# The scraper reaches the metrics port only, never the API.
 - ports:
-    - port: {{ $port }}
+    - port: {{ include "hashstack.metricsPort" . }}
       protocol: TCP
   {{- with $np.metricsFrom }}
   from:

@@ -40,12 +40,51 @@ data:
 {{- end }}
 
 {{- define "hashstack.serviceaccount" }}
+{{- $sa := (index .root.Values .name).serviceAccount }}
+{{- if $sa.create }}
 ---
 apiVersion: v1
 kind: ServiceAccount
-{{ include "hashstack.metadata" . }}
+metadata:
+  name: {{ include "hashstack.serviceAccountName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+  {{- with $sa.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 # The services never talk to the Kubernetes API.
 automountServiceAccountToken: false
+{{- end }}
+{{- end }}
+
+{{/*
+A service's user-given containers (`sidecars` or `initContainers`): each gets the chart's
+container securityContext under its own, so it stays "restricted" unless it says otherwise.
+*/}}
+{{- define "hashstack.extraContainers" -}}
+{{- $root := .root }}
+{{- $out := list }}
+{{- range .containers }}
+{{- $ctx := mergeOverwrite (deepCopy $root.Values.containerSecurityContext) (deepCopy (.securityContext | default dict)) }}
+{{- $out = append $out (mergeOverwrite (deepCopy .) (dict "securityContext" $ctx)) }}
+{{- end }}
+{{- with $out }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Names in a list of named items (containers, volumes, mounts) that appear twice: refused. */}}
+{{- define "hashstack.refuseRepeats" -}}
+{{- $seen := dict }}
+{{- range .items }}
+{{- $key := toString (get . $.key) }}
+{{- if hasKey $seen $key }}
+{{- fail (printf "%s: %s %q appears twice (the chart's own or yours); give it another name" $.where $.key $key) }}
+{{- end }}
+{{- $_ := set $seen $key true }}
+{{- end }}
 {{- end }}
 
 {{/* The pod's volumes and the container's mounts. */}}
@@ -61,6 +100,9 @@ automountServiceAccountToken: false
 - name: etcd-tls
   mountPath: /etc/hashstack/etcd-tls
   readOnly: true
+{{- end }}
+{{- with $v.extraVolumeMounts }}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -78,6 +120,9 @@ automountServiceAccountToken: false
   secret:
     secretName: {{ include "hashstack.etcdTLSSecret" .root }}
     defaultMode: 0440
+{{- end }}
+{{- with $v.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -102,6 +147,16 @@ failureThreshold: {{ .probe.failureThreshold }}
 {{- end }}
 {{- $_ := set $seen .name true }}
 {{- end }}
+{{- $where := printf "%s (extraVolumes, extraVolumeMounts, sidecars, initContainers)" .name }}
+{{- include "hashstack.refuseRepeats" (dict "items" (include "hashstack.volumes" . | fromYamlArray) "key" "name" "where" $where) }}
+{{- include "hashstack.refuseRepeats" (dict "items" (include "hashstack.volumeMounts" . | fromYamlArray) "key" "mountPath" "where" $where) }}
+{{- include "hashstack.refuseRepeats" (dict "items" (concat (list (dict "name" .name)) ($v.sidecars | default list)) "key" "name" "where" $where) }}
+{{- include "hashstack.refuseRepeats" (dict "items" (concat (list (dict "name" "copy-app")) ($v.initContainers | default list)) "key" "name" "where" $where) }}
+{{- /* The memory store counts in one process: a second pod would repeat its numbers. */}}
+{{- $singlePod := eq (toString (dig "config" "STORE" "" $v)) "memory" }}
+{{- if and $singlePod (or (gt (int $v.replicaCount) 1) (dig "autoscaling" "enabled" false $v)) }}
+{{- fail (printf "%s.config.STORE=memory keeps the counter in one pod, so %s.replicaCount must be 1 and %s.autoscaling.enabled false (a second pod would hand out the same numbers again); use STORE=etcd to run more pods" .name .name .name) }}
+{{- end }}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -115,25 +170,27 @@ spec:
     matchLabels:
       {{- include "hashstack.selectorLabels" . | nindent 6 }}
   strategy:
+    {{- if $singlePod }}
+    # The old pod stops before the new one starts: never two counters at once.
+    type: Recreate
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       # Never below the wanted replicas during a rollout: new pods first.
       maxUnavailable: 0
       maxSurge: {{ $v.maxSurge }}
+    {{- end }}
   template:
     metadata:
       labels:
-        {{- include "hashstack.serviceLabels" . | nindent 8 }}
-        {{- with $v.podLabels }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- include "hashstack.podLabels" . | nindent 8 }}
       annotations:
         checksum/config: {{ include "hashstack.env" . | sha256sum }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      serviceAccountName: {{ include "hashstack.fullname" . }}
+      serviceAccountName: {{ include "hashstack.serviceAccountName" . }}
       automountServiceAccountToken: false
       # Service links would add *_SERVICE_HOST variables nobody reads.
       enableServiceLinks: false
@@ -171,8 +228,10 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- if $v.dev.writableApp }}
+      {{- if or $v.dev.writableApp $v.initContainers }}
       initContainers:
+      {{- end }}
+      {{- if $v.dev.writableApp }}
         # skaffold file sync writes into /app: give it a writable copy of the image's /app
         # on an emptyDir, so the root filesystem itself stays read-only.
         - name: copy-app
@@ -192,6 +251,9 @@ spec:
             - name: app
               mountPath: /writable-app
       {{- end }}
+      {{- with include "hashstack.extraContainers" (dict "root" $root "containers" $v.initContainers) }}
+        {{- . | nindent 8 }}
+      {{- end }}
       containers:
         - name: {{ .name }}
           image: {{ include "hashstack.image" . | quote }}
@@ -199,6 +261,9 @@ spec:
           ports:
             - name: http
               containerPort: {{ include "hashstack.containerPort" . }}
+              protocol: TCP
+            - name: metrics
+              containerPort: {{ include "hashstack.metricsPort" . }}
               protocol: TCP
           envFrom:
             - configMapRef:
@@ -226,6 +291,9 @@ spec:
             {{- include "hashstack.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
             {{- include "hashstack.volumeMounts" . | trim | nindent 12 }}
+        {{- with include "hashstack.extraContainers" (dict "root" $root "containers" $v.sidecars) }}
+        {{- . | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "hashstack.volumes" . | trim | nindent 8 }}
 {{- end }}
@@ -256,6 +324,11 @@ spec:
       {{- if and (ne $v.service.type "ClusterIP") $v.service.nodePort }}
       nodePort: {{ $v.service.nodePort }}
       {{- end }}
+    # Only /metrics answers here; the NetworkPolicy opens it to the scraper alone.
+    - name: metrics
+      port: {{ include "hashstack.metricsPort" . }}
+      targetPort: metrics
+      protocol: TCP
 {{- end }}
 
 {{- define "hashstack.pdb" }}
@@ -412,7 +485,7 @@ spec:
     matchLabels:
       {{- include "hashstack.selectorLabels" . | nindent 6 }}
   endpoints:
-    - port: http
+    - port: metrics
       path: /metrics
       interval: {{ $m.interval }}
       scrapeTimeout: {{ $m.scrapeTimeout }}

@@ -20,11 +20,14 @@ metadata:
   labels:
     {{- include "hashstack.labels" (dict "root" $root "name" $testName "component" "test" "version" (include "hashstack.imageTag" $)) | nindent 4 }}
   annotations:
+    {{- with $root.Values.tests.annotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
     helm.sh/hook: test
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 spec:
   restartPolicy: Never
-  serviceAccountName: {{ include "hashstack.fullname" $ }}
+  serviceAccountName: {{ include "hashstack.serviceAccountName" $ }}
   automountServiceAccountToken: false
   enableServiceLinks: false
   {{- with include "hashstack.imagePullSecrets" $ | trim }}
@@ -55,7 +58,7 @@ spec:
       emptyDir:
         sizeLimit: 16Mi
 {{- end }}
-{{- if .root.Values.networkPolicy.enabled }}
+{{- if include "hashstack.networkPolicyEnabled" .root }}
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

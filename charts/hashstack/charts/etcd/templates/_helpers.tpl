@@ -17,13 +17,50 @@ app.kubernetes.io/name: etcd
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/*
+Labels are merged as maps, so no key can appear twice: the chart's labels, then
+global.commonLabels and commonLabels (and podLabels on the pods), then the selector
+labels, which nothing overrides. "extra" is a map of more labels (podLabels).
+*/}}
+{{- define "etcd.mergedLabels" -}}
+{{- $root := .root -}}
+{{- $labels := dict "app.kubernetes.io/component" "database" "app.kubernetes.io/part-of" "hashstack" "app.kubernetes.io/managed-by" $root.Release.Service -}}
+{{- range list (($root.Values.global).commonLabels) $root.Values.commonLabels .extra -}}
+{{- $labels = mergeOverwrite $labels (deepCopy (default dict .)) -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $labels (include "etcd.selectorLabels" $root | fromYaml)) -}}
+{{- end -}}
+
+{{/* Labels of every object: the merged labels plus the chart and app versions. */}}
 {{- define "etcd.labels" -}}
-{{ include "etcd.selectorLabels" . }}
-app.kubernetes.io/component: database
-app.kubernetes.io/part-of: hashstack
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- $labels := include "etcd.mergedLabels" (dict "root" .) | fromYaml -}}
+{{- $_ := set $labels "app.kubernetes.io/version" (.Chart.AppVersion | toString) -}}
+{{- $_ = set $labels "helm.sh/chart" (printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-") -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
+{{/* Labels of the helm-test pod: its own name label, the rest as every object's. */}}
+{{- define "etcd.testLabels" -}}
+{{- $labels := include "etcd.labels" . | fromYaml -}}
+{{- toYaml (mergeOverwrite $labels (include "etcd.testSelectorLabels" . | fromYaml) (dict "app.kubernetes.io/component" "test")) -}}
+{{- end -}}
+
+{{/*
+Labels of the pod template: no chart or app version, so a chart bump does not restart
+the members (with one member that is an outage).
+*/}}
+{{- define "etcd.podLabels" -}}
+{{- include "etcd.mergedLabels" (dict "root" . "extra" .Values.podLabels) -}}
+{{- end -}}
+
+{{/*
+Pods of the release carrying this label may reach the client port: the umbrella chart
+puts it on persistence, so persistence keeps its path to etcd whichever chart's
+NetworkPolicies are on.
+*/}}
+{{- define "etcd.clientSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+hashstack/etcd-client: "true"
 {{- end -}}
 
 {{/* The helm-test pod gets its own name label so no etcd selector ever matches it. */}}
@@ -43,13 +80,49 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $ref -}}
 {{- end -}}
 
+{{/* global.imagePullSecrets and the chart's own, each name once (server-side apply refuses repeats). */}}
 {{- define "etcd.imagePullSecrets" -}}
-{{- $secrets := concat (default list ((.Values.global).imagePullSecrets)) .Values.imagePullSecrets -}}
-{{- if $secrets }}
+{{- $names := list -}}
+{{- range concat (default list ((.Values.global).imagePullSecrets)) .Values.imagePullSecrets -}}
+{{- if kindIs "string" . }}{{ $names = append $names . }}{{ else }}{{ $names = append $names .name }}{{ end -}}
+{{- end -}}
+{{- with uniq $names }}
 imagePullSecrets:
-{{- range $secrets }}
-  - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
+{{- range . }}
+  - name: {{ . }}
 {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* Variables the StatefulSet sets itself; extraEnv may not repeat them (a list with a repeated name is refused by server-side apply). */}}
+{{- define "etcd.chartEnvNames" -}}
+{{- list "POD_NAME" "ETCD_NAME" "ETCD_DATA_DIR" "ETCD_LISTEN_PEER_URLS" "ETCD_LISTEN_CLIENT_URLS" "ETCD_LISTEN_METRICS_URLS" "ETCD_INITIAL_ADVERTISE_PEER_URLS" "ETCD_ADVERTISE_CLIENT_URLS" "ETCD_INITIAL_CLUSTER" "ETCD_INITIAL_CLUSTER_STATE" "ETCD_INITIAL_CLUSTER_TOKEN" "MEMBER_CLIENT_URLS" "ETCD_AUTO_COMPACTION_MODE" "ETCD_AUTO_COMPACTION_RETENTION" "ETCD_QUOTA_BACKEND_BYTES" "ETCD_SNAPSHOT_COUNT" "ETCD_CERT_FILE" "ETCD_KEY_FILE" "ETCD_TRUSTED_CA_FILE" "ETCD_CLIENT_CERT_AUTH" "ETCDCTL_CACERT" "ETCDCTL_CERT" "ETCDCTL_KEY" | toJson -}}
+{{- end -}}
+
+{{/* extraEnv, refused when it repeats a name (its own or one the chart sets). */}}
+{{- define "etcd.extraEnv" -}}
+{{- $taken := include "etcd.chartEnvNames" . | fromJsonArray -}}
+{{- range .Values.extraEnv -}}
+{{- if has .name $taken -}}
+{{- fail (printf "etcd.extraEnv: %s is set twice (the chart sets it from a value, or extraEnv repeats it); use the value or name it once" .name) -}}
+{{- end -}}
+{{- $taken = append $taken .name -}}
+{{- end -}}
+{{- with .Values.extraEnv }}
+{{- toYaml . }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The one NetworkPolicy switch: global.networkPolicy.enabled when the umbrella (or the
+user) sets it, else networkPolicy.enabled. "true" or "".
+*/}}
+{{- define "etcd.networkPolicyEnabled" -}}
+{{- $global := dig "networkPolicy" "enabled" nil (default dict .Values.global) -}}
+{{- if kindIs "bool" $global -}}
+{{- if $global }}true{{ end -}}
+{{- else if .Values.networkPolicy.enabled -}}
+true
 {{- end -}}
 {{- end -}}
 

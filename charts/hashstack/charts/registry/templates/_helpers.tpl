@@ -30,29 +30,44 @@ app.kubernetes.io/name: registry-test
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{- define "registry.commonLabels" -}}
-app.kubernetes.io/part-of: hashstack
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ include "registry.chartLabel" . }}
+{{/*
+Labels are merged as maps, so no key can appear twice: the chart's labels, then
+global.commonLabels and commonLabels (and podLabels on the pods), then the selector
+labels ("selector": the name of a selector-labels template), which nothing overrides.
+"versions": add the chart and app versions (objects; never pod templates, so a chart
+bump does not restart the pods).
+*/}}
+{{- define "registry.mergedLabels" -}}
+{{- $root := .root -}}
+{{- $labels := dict "app.kubernetes.io/component" .component "app.kubernetes.io/part-of" "hashstack" "app.kubernetes.io/managed-by" $root.Release.Service -}}
+{{- range list (($root.Values.global).commonLabels) $root.Values.commonLabels .extra -}}
+{{- $labels = mergeOverwrite $labels (deepCopy (default dict .)) -}}
+{{- end -}}
+{{- if .versions -}}
+{{- $_ := set $labels "app.kubernetes.io/version" ($root.Chart.AppVersion | toString) -}}
+{{- $_ := set $labels "helm.sh/chart" (include "registry.chartLabel" $root) -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $labels (include .selector $root | fromYaml)) -}}
 {{- end -}}
 
 {{- define "registry.labels" -}}
-{{ include "registry.selectorLabels" . }}
-app.kubernetes.io/component: registry
-{{ include "registry.commonLabels" . }}
+{{- include "registry.mergedLabels" (dict "root" . "component" "registry" "selector" "registry.selectorLabels" "versions" true) -}}
+{{- end -}}
+
+{{- define "registry.podLabels" -}}
+{{- include "registry.mergedLabels" (dict "root" . "component" "registry" "selector" "registry.selectorLabels" "extra" .Values.podLabels) -}}
 {{- end -}}
 
 {{- define "registry.proxyLabels" -}}
-{{ include "registry.proxySelectorLabels" . }}
-app.kubernetes.io/component: registry-proxy
-{{ include "registry.commonLabels" . }}
+{{- include "registry.mergedLabels" (dict "root" . "component" "registry-proxy" "selector" "registry.proxySelectorLabels" "versions" true) -}}
+{{- end -}}
+
+{{- define "registry.proxyPodLabels" -}}
+{{- include "registry.mergedLabels" (dict "root" . "component" "registry-proxy" "selector" "registry.proxySelectorLabels" "extra" .Values.proxy.podLabels) -}}
 {{- end -}}
 
 {{- define "registry.testLabels" -}}
-{{ include "registry.testSelectorLabels" . }}
-app.kubernetes.io/component: test
-{{ include "registry.commonLabels" . }}
+{{- include "registry.mergedLabels" (dict "root" . "component" "test" "selector" "registry.testSelectorLabels" "versions" true) -}}
 {{- end -}}
 
 {{/* [registry/]repository[:tag][@digest]; global.imageRegistry overrides the registry. */}}
@@ -66,13 +81,76 @@ app.kubernetes.io/component: test
 {{- $ref -}}
 {{- end -}}
 
+{{/* global.imagePullSecrets and the chart's own, each name once (server-side apply refuses repeats). */}}
 {{- define "registry.imagePullSecrets" -}}
-{{- $secrets := concat (default list ((.Values.global).imagePullSecrets)) .Values.imagePullSecrets -}}
-{{- if $secrets }}
+{{- $names := list -}}
+{{- range concat (default list ((.Values.global).imagePullSecrets)) .Values.imagePullSecrets -}}
+{{- if kindIs "string" . }}{{ $names = append $names . }}{{ else }}{{ $names = append $names .name }}{{ end -}}
+{{- end -}}
+{{- with uniq $names }}
 imagePullSecrets:
-{{- range $secrets }}
-  - name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
+{{- range . }}
+  - name: {{ . }}
 {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The registry container's environment: the chart's variables, then extraEnv, refused
+when it repeats a name (server-side apply rejects a list with a repeated name).
+*/}}
+{{- define "registry.env" -}}
+{{- $env := include "registry.chartEnv" . | fromYamlArray -}}
+{{- $taken := list -}}
+{{- range $env }}{{ $taken = append $taken .name }}{{ end -}}
+{{- range .Values.extraEnv -}}
+{{- if has .name $taken -}}
+{{- fail (printf "registry.extraEnv: %s is set twice (the chart sets it from a value, or extraEnv repeats it); use the value or name it once" .name) -}}
+{{- end -}}
+{{- $taken = append $taken .name -}}
+{{- end -}}
+{{- toYaml (concat $env (default list .Values.extraEnv)) -}}
+{{- end -}}
+
+{{- define "registry.chartEnv" -}}
+- name: REGISTRY_HTTP_ADDR
+  value: ":5000"
+- name: REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY
+  value: /var/lib/registry
+# Lets `DELETE /v2/<name>/manifests/<digest>` and garbage collection free space.
+- name: REGISTRY_STORAGE_DELETE_ENABLED
+  value: "true"
+# distribution 3 exports OpenTelemetry traces by default; there is no collector.
+- name: OTEL_TRACES_EXPORTER
+  value: none
+{{- if .Values.auth.htpasswd.enabled }}
+- name: REGISTRY_AUTH
+  value: htpasswd
+- name: REGISTRY_AUTH_HTPASSWD_REALM
+  value: {{ .Values.auth.htpasswd.realm | quote }}
+- name: REGISTRY_AUTH_HTPASSWD_PATH
+  value: /etc/registry/auth/htpasswd
+{{- end }}
+{{- if .Values.httpSecret.existingSecret }}
+# Shared by every replica, so an upload may continue on another one.
+- name: REGISTRY_HTTP_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.httpSecret.existingSecret }}
+      key: {{ .Values.httpSecret.key }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The one NetworkPolicy switch: global.networkPolicy.enabled when the umbrella (or the
+user) sets it, else networkPolicy.enabled. "true" or "".
+*/}}
+{{- define "registry.networkPolicyEnabled" -}}
+{{- $global := dig "networkPolicy" "enabled" nil (default dict .Values.global) -}}
+{{- if kindIs "bool" $global -}}
+{{- if $global }}true{{ end -}}
+{{- else if .Values.networkPolicy.enabled -}}
+true
 {{- end -}}
 {{- end -}}
 
