@@ -142,7 +142,7 @@ def test_pull_secrets_appear_once_per_pod() -> None:
 @pytest.mark.parametrize("values", ["default", "ha", "dev", "ingress", "minimal"])
 def test_no_list_repeats_a_name(values: str) -> None:
     """env, ports, volumes, mounts and containers: each name once in every pod."""
-    objects = render(yaml.safe_load((CHART / "ci" / f"{values}.yaml").read_text()) or {})
+    objects = render(yaml.safe_load(ci_values_file(values).read_text()) or {})
     for where, spec in pod_specs(objects):
         for key in ("containers", "initContainers", "volumes", "imagePullSecrets"):
             names = [item["name"] for item in spec.get(key, [])]
@@ -262,7 +262,7 @@ def test_test_pods_opt_out_of_mesh_injection() -> None:
 
 
 def test_metrics_have_their_own_port_and_only_the_scraper_reaches_it() -> None:
-    values = yaml.safe_load((CHART / "ci" / "ha.yaml").read_text())
+    values = yaml.safe_load(ci_values_file("ha").read_text())
     objects = render(values)
     model = _model(objects)
     monitoring_only = [
