@@ -40,16 +40,18 @@ FULLNAME = f"{ETCD.release}-etcd"
 SHELL = shutil.which("bash-static") or "/bin/bash"
 
 
-def render(replicas: int, upgrade: bool) -> list[dict[str, Any]]:
+def render(replicas: int, upgrade: bool, *sets: str) -> list[dict[str, Any]]:
     """helm template of the subchart, as `helm install` (or `helm upgrade`) would apply it."""
     args = ["template", ETCD.release, str(ETCD.chart), "--namespace", ETCD.namespace]
     args += ["--set", f"replicaCount={replicas}"] + (["--is-upgrade"] if upgrade else [])
+    for value in sets:
+        args += ["--set", value]
     result = run_helm(installed_helms()["helm"], *args, check=False)
     assert result.returncode == 0, result.stderr
     return parse_docs(result.stdout)
 
 
-def _free_ports(hosts: list[str], count: int) -> list[int]:
+def free_ports(hosts: list[str], count: int) -> list[int]:
     """`count` ports free on every one of `hosts`."""
     for _ in range(50):
         ports = random.sample(range(20000, 60000), count)
@@ -64,7 +66,7 @@ def _free_ports(hosts: list[str], count: int) -> list[int]:
     raise RuntimeError("no free ports on the loopback addresses")
 
 
-def _post(url: str, body: dict[str, Any], timeout: float = 1.0) -> dict[str, Any]:
+def post(url: str, body: dict[str, Any], timeout: float = 1.0) -> dict[str, Any]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
@@ -92,7 +94,7 @@ class StatefulSet:
     def __post_init__(self) -> None:
         base = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}"
         addresses = [f"{base}.{10 + i}" for i in range(MAX_MEMBERS)]
-        self.client, self.peer, self.metrics = _free_ports(addresses, 3)
+        self.client, self.peer, self.metrics = free_ports(addresses, 3)
         self.pattern = f"http://{base}.1@ORDINAL@:{self.peer}"
         self.pods = [
             Pod(i, a, self.workdir / f"data-{FULLNAME}-{i}", self.workdir / f"{FULLNAME}-{i}.log")
@@ -119,16 +121,21 @@ class StatefulSet:
         self._scale(replicas)
 
     def run_hook(self, objects: list[dict[str, Any]]) -> None:
-        job = named(objects, "Job", f"{FULLNAME}-resize")
-        (container,) = job["spec"]["template"]["spec"]["containers"]
+        result = self.run_job(named(objects, "Job", f"{FULLNAME}-resize"))
+        self.hook_logs.append(result.stderr)
+        assert result.returncode == 0, f"resize hook failed:\n{result.stderr}"
+
+    def run_job(self, job: dict[str, Any], **extra_env: str) -> subprocess.CompletedProcess[str]:
+        """A rendered Job's or CronJob's container, run as its pod would run it; `extra_env`
+        stands for what differs here (the paths its volumes are mounted at)."""
+        spec = job["spec"]["jobTemplate"]["spec"] if job["kind"] == "CronJob" else job["spec"]
+        (container,) = spec["template"]["spec"]["containers"]
         assert container["command"][:2] == ["/bin/sh", "-c"]
-        env = self._map_urls(env_of(container))
-        result = subprocess.run(
+        env = {**self._map_urls(env_of(container)), **extra_env}
+        return subprocess.run(
             ["sh", *container["command"][1:]], executable=SHELL, env=env,
             capture_output=True, text=True, timeout=240,
         )  # fmt: skip
-        self.hook_logs.append(result.stderr)
-        assert result.returncode == 0, f"resize hook failed:\n{result.stderr}"
 
     def _scale(self, replicas: int) -> None:
         with self._lock:
@@ -276,7 +283,7 @@ class StatefulSet:
         """The cluster's member list, as a ready member reports it."""
         for pod in self.pods[: self.desired]:
             try:
-                reply = _post(f"{self.client_url(pod)}/v3/cluster/member/list", {})
+                reply = post(f"{self.client_url(pod)}/v3/cluster/member/list", {})
             except OSError:
                 continue
             return list(reply.get("members", []))
@@ -301,18 +308,22 @@ class StatefulSet:
         ids = set()
         for pod in self.pods:
             try:
-                reply = _post(f"{self.client_url(pod)}/v3/maintenance/status", {}, timeout=0.5)
+                reply = post(f"{self.client_url(pod)}/v3/maintenance/status", {}, timeout=0.5)
             except OSError:
                 continue
             ids.add(reply["header"]["cluster_id"])
         return ids
+
+    def db_size(self, pod: Pod) -> int:
+        reply = post(f"{self.client_url(pod)}/v3/maintenance/status", {}, timeout=5)
+        return int(reply["dbSize"])
 
     def read(self, key: str) -> int | None:
         """A linearizable read of an integer key through any member that can serve it."""
         encoded = base64.b64encode(key.encode()).decode()
         for pod in self.pods[: self.desired]:
             try:
-                reply = _post(f"{self.client_url(pod)}/v3/kv/range", {"key": encoded})
+                reply = post(f"{self.client_url(pod)}/v3/kv/range", {"key": encoded})
             except OSError:
                 continue
             if "kvs" not in reply:

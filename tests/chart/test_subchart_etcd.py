@@ -77,6 +77,45 @@ def test_only_the_first_install_may_bootstrap() -> None:
     assert cluster_config("--set", "clusterState=existing")["state"] == "existing"
 
 
+def test_backup_and_defrag_are_off_by_default_and_restricted_when_on() -> None:
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in render()}
+    assert ("CronJob", f"{RELEASE}-etcd-backup") not in kinds
+    assert ("CronJob", f"{RELEASE}-etcd-defrag") not in kinds
+    objects = render({"backup": {"enabled": True, "keep": 3}, "defrag": {"enabled": True}})
+    claim = named(objects, "PersistentVolumeClaim", f"{RELEASE}-etcd-backup")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for name in ("backup", "defrag"):
+        pod = named(objects, "CronJob", f"{RELEASE}-etcd-{name}")["spec"]["jobTemplate"]["spec"]
+        assert_restricted(pod["template"]["spec"])
+    backup = named(objects, "CronJob", f"{RELEASE}-etcd-backup")["spec"]["jobTemplate"]["spec"]
+    spec = backup["template"]["spec"]
+    assert env_of(spec["containers"][0])["KEEP"] == "3"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["backup"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-etcd-backup"
+    assert not any(o["kind"] == "Job" and "restore" in o["metadata"]["name"] for o in objects)
+
+    nfs = {"nfs": {"server": "nas", "path": "/etcd"}}
+    objects = render({"backup": {"enabled": True, "volume": nfs}})
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    cron = named(objects, "CronJob", f"{RELEASE}-etcd-backup")["spec"]["jobTemplate"]["spec"]
+    volumes = {v["name"]: v for v in cron["template"]["spec"]["volumes"]}
+    assert volumes["backup"] == {"name": "backup", **nfs}
+    restore = {
+        "backup": {
+            "enabled": True,
+            "existingClaim": "mine",
+            "restore": {"snapshot": "snapshot-1.db"},
+        }
+    }
+    job = named(render(restore), "Job", f"{RELEASE}-etcd-restore")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    assert env["SNAPSHOT"] == "/backup/snapshot-1.db"
+    assert env["MARGIN"] == "1000000000"
+    bad = template({"backup": {"enabled": True, "restore": {"snapshot": "../../etc/passwd"}}})
+    assert bad.returncode != 0
+
+
 def test_resize_hook_runs_before_upgrades_and_rollbacks() -> None:
     job = named(render({"replicaCount": 3}), "Job", f"{RELEASE}-etcd-resize")
     annotations = job["metadata"]["annotations"]
@@ -301,7 +340,9 @@ def test_network_policy_allows_peer_traffic_between_members_only() -> None:
 # --- the entrypoint --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["entrypoint.sh", "resize.sh"])
+@pytest.mark.parametrize(
+    "name", ["entrypoint.sh", "resize.sh", "backup.sh", "restore-counter.sh", "defrag.sh"]
+)
 def test_scripts_are_shellcheck_clean(name: str) -> None:
     """Checked as bash: the image's /bin/sh is a static bash."""
     if not shutil.which("shellcheck"):

@@ -195,3 +195,14 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The volume snapshots go to: backup.volume as given, else a PVC (the user's or the chart's). */}}
+{{- define "etcd.backupVolume" -}}
+{{- if .Values.backup.volume -}}
+{{- toYaml (merge (dict "name" "backup") .Values.backup.volume) -}}
+{{- else -}}
+name: backup
+persistentVolumeClaim:
+  claimName: {{ default (printf "%s-backup" (include "etcd.fullname" .)) .Values.backup.existingClaim }}
+{{- end -}}
+{{- end -}}
