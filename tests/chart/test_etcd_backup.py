@@ -6,6 +6,7 @@ real allocator taking numbers throughout (etcd_cluster.py, etcd_load.py).
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import time
@@ -120,6 +121,9 @@ def test_backups_then_a_total_loss_then_restore(
     assert min(new) > max(old)  # nothing handed out before the loss comes again
 
 
+@pytest.mark.skipif(
+    os.environ.get("ETCD_LONG") != "1", reason="long etcd scenario: make test-etcd-long"
+)
 def test_defrag_shrinks_every_member_under_load(make_cluster: Callable[[str], StatefulSet]) -> None:
     cluster = make_cluster("defrag")
     cluster.install(3)

@@ -103,6 +103,7 @@ def test_restarts_and_a_lost_volume_under_load(cluster: StatefulSet) -> None:
     assert any("has no data: replacing it" in line for line in lines), lines
 
 
+@long_only
 def test_an_upgrade_never_bootstraps(cluster: StatefulSet) -> None:
     """A member without data after the first install waits for a cluster; it never starts one."""
     cluster.install(1)
