@@ -91,13 +91,13 @@ def test_backups_then_a_total_loss_then_restore(
     after.wait_settled()
     assert after.read(KEY) is None
     job = named(
-        render(1, True, *backup_values(f"backup.restore.snapshot={latest}")),
+        render(1, True, *backup_values("backup.restore.snapshot=latest")),
         "Job",
         f"{FULLNAME}-restore",
     )
     (port,) = free_ports(["127.0.0.1"], 1)
     extra = {
-        "SNAPSHOT": str(backups / latest),
+        "SNAPSHOT": str(backups / "latest"),  # the rendered /backup/latest, mounted here
         "SCRATCH": str(tmp_path),
         "RESTORE_PORT": str(port),
     }

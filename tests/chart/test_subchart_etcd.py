@@ -129,6 +129,8 @@ def test_resize_hook_runs_before_upgrades_and_rollbacks() -> None:
     env = env_of(container)
     assert env["REPLICAS"] == "3"
     assert env["SIZE_KEY"] == env_of(etcd_container())["SIZE_KEY"]
+    # A deliberate new cluster (restore after a total loss): nothing runs to resize.
+    assert not [o for o in render({"clusterState": "new"}) if o["kind"] == "Job"]
 
 
 def test_statefulset_and_services() -> None:

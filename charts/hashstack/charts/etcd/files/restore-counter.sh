@@ -20,6 +20,12 @@ exec 9<> <(:)
 pause() { read -rt "$1" -u 9 || :; }
 ctl() { etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=3s --command-timeout=10s "$@"; }
 
+# "latest" names the file the backup job wrote last.
+if [ "${SNAPSHOT##*/}" = latest ]; then
+  read -r name <"$SNAPSHOT" || exit 1
+  SNAPSHOT=${SNAPSHOT%/*}/$name
+fi
+log "restoring the counter from $SNAPSHOT"
 etcdutl snapshot status "$SNAPSHOT" -w simple || exit 1
 data=$SCRATCH/restore-$$
 etcdutl snapshot restore "$SNAPSHOT" --data-dir "$data" --name restore \
