@@ -127,6 +127,13 @@ def test_an_upgrade_never_bootstraps(cluster: StatefulSet) -> None:
 )
 def test_scaling_sequences_under_load(cluster: StatefulSet, first: int, changes: list[int]) -> None:
     scale_under_load(cluster, first, changes)
+    # Grown again after a shrink: the kept PVCs of removed members are not reused as they are.
+    sizes = [first, *changes]
+    regrown = range(min(sizes), sizes[-1]) if sizes[-1] > min(sizes[1:] or sizes) else range(0)
+    for pod in cluster.pods[regrown.start : regrown.stop]:
+        if pod.starts > 1:
+            lines = cluster.entrypoint_lines(pod)
+            assert any("no longer lists" in line for line in lines), lines
 
 
 @long_only
