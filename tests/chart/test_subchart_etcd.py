@@ -131,6 +131,7 @@ def test_resize_hook_runs_before_upgrades_and_rollbacks() -> None:
     assert env["SIZE_KEY"] == env_of(etcd_container())["SIZE_KEY"]
     # A deliberate new cluster (restore after a total loss): nothing runs to resize.
     assert not [o for o in render({"clusterState": "new"}) if o["kind"] == "Job"]
+    assert not [o for o in render({"resize": {"enabled": False}}) if o["kind"] == "Job"]
 
 
 def test_statefulset_and_services() -> None:
