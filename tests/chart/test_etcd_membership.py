@@ -85,9 +85,12 @@ def test_restarts_and_a_lost_volume_under_load(cluster: StatefulSet) -> None:
     load = Load(cluster)
     load.start()
     try:
+        # helm upgrade with a changed pod template: the hook, then a rolling restart; every
+        # restart from here on reads state "existing".
+        cluster.upgrade(3)
         cluster.rolling_restart()
         cluster.wait_settled()
-        load.mark("rolling restart")
+        load.mark("upgrade + rolling restart")
         lost = cluster.pods[1]
         cluster.lose_volume(lost)
         cluster.wait_settled()
