@@ -64,6 +64,10 @@ test-faults: ## the long fault-injection suite
 docs: ## render docs/diagrams/*.dot (Graphviz) to the SVGs the docs show
 	ci/docs.sh
 
+.PHONY: test-etcd-long
+test-etcd-long: ## every etcd size and scaling change, under load, with upstream etcd 3.5
+	ETCD_LONG=1 ci/test.sh tests/chart/test_etcd_membership.py tests/chart/test_etcd_backup.py -s
+
 .PHONY: clean
 clean: ## remove the venv, caches and local data
 	rm -rf .venv .cache

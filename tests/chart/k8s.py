@@ -45,7 +45,8 @@ def pods(objects: list[dict[str, Any]]) -> Iterator[Pod]:
         if obj["kind"] in WORKLOAD_KINDS:
             template = obj["spec"]["template"]
             labels = template.get("metadata", {}).get("labels", {})
-            yield Pod(obj, template["spec"], labels, hook=False)
+            hook = HOOK in obj["metadata"].get("annotations", {})  # e.g. a pre-upgrade Job
+            yield Pod(obj, template["spec"], labels, hook=hook)
         elif obj["kind"] == "Pod":
             hook = HOOK in obj["metadata"].get("annotations", {})
             yield Pod(obj, obj["spec"], obj["metadata"].get("labels", {}), hook=hook)

@@ -376,6 +376,7 @@ CHAIN = {
     Edge("hash-test", "hash", 8080),
     Edge("hello-test", "hello", 8080),
     Edge("etcd-test", "etcd", 2379),
+    Edge("etcd-job", "etcd", 2379),  # the resize hook, backup and defrag jobs
     Edge("registry-test", "registry", 5000),
 }
 PROBE_PORTS = [

@@ -7,17 +7,13 @@ Schema, lint and Kubernetes-schema checks: test_subcharts.py, with the registry'
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import socket
 import subprocess
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import CHART_VERSION
+from .conftest import CHART_VERSION, installed_helms, parse_docs, run_helm
 from .k8s import named
 from .subchart import ETCD, assert_restricted, env_of
 from .subchart import ETCD_TLS as TLS
@@ -47,23 +43,95 @@ def member_host(i: int) -> str:
 
 
 @pytest.mark.parametrize("replicas", [1, 3, 5])
-def test_initial_cluster_names_every_member_through_the_headless_service(replicas: int) -> None:
+def test_the_pod_template_never_depends_on_the_member_count(replicas: int) -> None:
+    """Scaling changes spec.replicas and nothing else: no running member restarts."""
     sts = statefulset({"replicaCount": replicas})
-    env = env_of(etcd_container({"replicaCount": replicas}))
     assert sts["spec"]["replicas"] == replicas
-    expected = [f"{RELEASE}-etcd-{i}=http://{member_host(i)}:2380" for i in range(replicas)]
-    assert env["ETCD_INITIAL_CLUSTER"].split(",") == expected
-    assert env["MEMBER_CLIENT_URLS"].split(",") == [
-        f"http://{member_host(i)}:2379" for i in range(replicas)
-    ]
-    # Each member advertises the URL the initial cluster has for it: the pod's name
-    # (= StatefulSet name + ordinal) under the StatefulSet's serviceName.
+    assert sts["spec"]["template"] == statefulset({"replicaCount": 1})["spec"]["template"]
+    env = env_of(etcd_container({"replicaCount": replicas}))
     assert sts["spec"]["serviceName"] == HEADLESS
     assert env["ETCD_NAME"] == "$(POD_NAME)"
     peer = f"http://$(POD_NAME).{HEADLESS}.{NAMESPACE}.svc.cluster.local:2380"
     assert env["ETCD_INITIAL_ADVERTISE_PEER_URLS"] == peer
-    assert env["ETCD_INITIAL_CLUSTER_STATE"] == "new"
+    assert env["MEMBER_PEER_URL_PATTERN"] == peer.replace("$(POD_NAME)", "@NAME@")
+    assert env["CLUSTER_ENDPOINTS"] == f"http://{RELEASE}-etcd.{NAMESPACE}.svc.cluster.local:2379"
     assert env["ETCD_INITIAL_CLUSTER_TOKEN"] == f"{RELEASE}-etcd"
+    assert "ETCD_INITIAL_CLUSTER" not in env
+    assert "ETCD_INITIAL_CLUSTER_STATE" not in env
+    for name, key in (("CLUSTER_STATE", "state"), ("BOOTSTRAP_MEMBERS", "bootstrap-members")):
+        assert env[name] == {"configMapKeyRef": {"name": f"{RELEASE}-etcd-cluster", "key": key}}
+
+
+def test_only_the_first_install_may_bootstrap() -> None:
+    def cluster_config(*args: str) -> dict[str, str]:
+        result = run_helm(
+            installed_helms()["helm"], "template", RELEASE, str(ETCD.chart), "--namespace",
+            NAMESPACE, "--set", "replicaCount=3", *args,
+        )  # fmt: skip
+        config = named(parse_docs(result.stdout), "ConfigMap", f"{RELEASE}-etcd-cluster")
+        data: dict[str, str] = config["data"]
+        return data
+
+    assert cluster_config() == {"state": "new", "bootstrap-members": "3"}
+    assert cluster_config("--is-upgrade")["state"] == "existing"
+    assert cluster_config("--set", "clusterState=existing")["state"] == "existing"
+
+
+def test_backup_and_defrag_are_off_by_default_and_restricted_when_on() -> None:
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in render()}
+    assert ("CronJob", f"{RELEASE}-etcd-backup") not in kinds
+    assert ("CronJob", f"{RELEASE}-etcd-defrag") not in kinds
+    objects = render({"backup": {"enabled": True, "keep": 3}, "defrag": {"enabled": True}})
+    claim = named(objects, "PersistentVolumeClaim", f"{RELEASE}-etcd-backup")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for name in ("backup", "defrag"):
+        pod = named(objects, "CronJob", f"{RELEASE}-etcd-{name}")["spec"]["jobTemplate"]["spec"]
+        assert_restricted(pod["template"]["spec"])
+    backup = named(objects, "CronJob", f"{RELEASE}-etcd-backup")["spec"]["jobTemplate"]["spec"]
+    spec = backup["template"]["spec"]
+    assert env_of(spec["containers"][0])["KEEP"] == "3"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["backup"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-etcd-backup"
+    assert not any(o["kind"] == "Job" and "restore" in o["metadata"]["name"] for o in objects)
+
+    nfs = {"nfs": {"server": "nas", "path": "/etcd"}}
+    objects = render({"backup": {"enabled": True, "volume": nfs}})
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    cron = named(objects, "CronJob", f"{RELEASE}-etcd-backup")["spec"]["jobTemplate"]["spec"]
+    volumes = {v["name"]: v for v in cron["template"]["spec"]["volumes"]}
+    assert volumes["backup"] == {"name": "backup", **nfs}
+    restore = {
+        "backup": {
+            "enabled": True,
+            "existingClaim": "mine",
+            "restore": {"snapshot": "snapshot-1.db"},
+        }
+    }
+    job = named(render(restore), "Job", f"{RELEASE}-etcd-restore")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    assert env["SNAPSHOT"] == "/backup/snapshot-1.db"
+    assert env["MARGIN"] == "1000000000"
+    bad = template({"backup": {"enabled": True, "restore": {"snapshot": "../../etc/passwd"}}})
+    assert bad.returncode != 0
+
+
+def test_resize_hook_runs_before_upgrades_and_rollbacks() -> None:
+    job = named(render({"replicaCount": 3}), "Job", f"{RELEASE}-etcd-resize")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-upgrade,pre-rollback"
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "etcd-job"
+    assert_restricted(pod["spec"])
+    (container,) = pod["spec"]["containers"]
+    script = (ETCD.chart / "files" / "resize.sh").read_text()
+    assert container["command"] == ["/bin/sh", "-c", script, "resize"]
+    env = env_of(container)
+    assert env["REPLICAS"] == "3"
+    assert env["SIZE_KEY"] == env_of(etcd_container())["SIZE_KEY"]
+    # A deliberate new cluster (restore after a total loss): nothing runs to resize.
+    assert not [o for o in render({"clusterState": "new"}) if o["kind"] == "Job"]
+    assert not [o for o in render({"resize": {"enabled": False}}) if o["kind"] == "Job"]
 
 
 def test_statefulset_and_services() -> None:
@@ -227,7 +295,7 @@ def test_client_tls_from_an_existing_secret() -> None:
     env = env_of(pod["containers"][0])
     assert env["ETCD_LISTEN_CLIENT_URLS"] == "https://0.0.0.0:2379"
     assert env["ETCD_ADVERTISE_CLIENT_URLS"].startswith("https://")
-    assert all(u.startswith("https://") for u in env["MEMBER_CLIENT_URLS"].split(","))
+    assert env["CLUSTER_ENDPOINTS"].startswith("https://")
     assert env["ETCD_INITIAL_ADVERTISE_PEER_URLS"].startswith("http://")  # peers: plain
     assert env["ETCD_CLIENT_CERT_AUTH"] == "true"
     for key in ("ETCD_CERT_FILE", "ETCD_KEY_FILE", "ETCD_TRUSTED_CA_FILE", "ETCDCTL_CERT"):
@@ -275,210 +343,15 @@ def test_network_policy_allows_peer_traffic_between_members_only() -> None:
 # --- the entrypoint --------------------------------------------------------------------
 
 
-def test_entrypoint_is_shellcheck_clean() -> None:
+@pytest.mark.parametrize(
+    "name", ["entrypoint.sh", "resize.sh", "backup.sh", "restore-counter.sh", "defrag.sh"]
+)
+def test_scripts_are_shellcheck_clean(name: str) -> None:
+    """Checked as bash: the image's /bin/sh is a static bash."""
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck is not installed (ci/install-deps.sh installs it)")
-    script = named(render(), "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
+    script = (ETCD.chart / "files" / name).read_text()
     result = subprocess.run(
-        ["shellcheck", "-s", "sh", "-"], input=script, capture_output=True, text=True
+        ["shellcheck", "-s", "bash", "-"], input=script, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Member:
-    """One member run like the pod runs it: the rendered entrypoint with the pod's ETCD_*
-    variables, except that the URLs point at 127.0.0.1 ports instead of pod DNS names."""
-
-    def __init__(self, index: int, ports: tuple[int, int, int], workdir: Path) -> None:
-        self.name = f"{RELEASE}-etcd-{index}"
-        self.client, self.peer, self.metrics = ports
-        self.data = workdir / self.name / "data"
-        self.log = workdir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer}"
-
-    def env(self, members: list[Member], base: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in base.items() if k.startswith("ETCD_") or k == "MEMBER_CLIENT_URLS"}
-        env.update(
-            ETCD_NAME=self.name,
-            ETCD_DATA_DIR=str(self.data),
-            ETCD_LISTEN_PEER_URLS=self.peer_url,
-            ETCD_LISTEN_CLIENT_URLS=self.client_url,
-            ETCD_LISTEN_METRICS_URLS=f"http://127.0.0.1:{self.metrics}",
-            ETCD_INITIAL_ADVERTISE_PEER_URLS=self.peer_url,
-            ETCD_ADVERTISE_CLIENT_URLS=self.client_url,
-            ETCD_INITIAL_CLUSTER=",".join(f"{m.name}={m.peer_url}" for m in members),
-            MEMBER_CLIENT_URLS=",".join(m.client_url for m in members),
-            ETCD_HEARTBEAT_INTERVAL="50",
-            ETCD_ELECTION_TIMEOUT="500",
-        )
-        return {"PATH": os.environ["PATH"], "HOME": str(self.data.parent), **env}
-
-    def start(self, script: Path, env: dict[str, str]) -> None:
-        self.data.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            # The image's /bin/sh is bash; --posix is how bash runs as sh.
-            self.proc = subprocess.Popen(
-                ["bash", "--posix", str(script)], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def entrypoint_lines(self) -> list[str]:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return [line for line in text.splitlines() if line.startswith("entrypoint:")]
-
-
-def etcdctl(*args: str, endpoints: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["etcdctl", f"--endpoints={endpoints}", "--dial-timeout=2s", "--command-timeout=5s", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "ETCDCTL_API": "3"},
-    )  # fmt: skip
-
-
-class Cluster:
-    """Members plus a tiny kubelet: a member whose entrypoint exits is started again."""
-
-    def __init__(self, script: Path, base_env: dict[str, str], workdir: Path, size: int) -> None:
-        ports = free_ports(3 * size)
-        self.members = [Member(i, tuple(ports[3 * i : 3 * i + 3]), workdir) for i in range(size)]  # type: ignore[arg-type]
-        self.script = script
-        self.base_env = base_env
-
-    def start(self, member: Member, group: list[Member]) -> None:
-        member.start(self.script, member.env(group, self.base_env))
-
-    def healthy(self, member: Member, group: list[Member], deadline: float = 60) -> None:
-        """Wait until `member` answers a linearizable health check, restarting its
-        entrypoint whenever it exits (as the kubelet would)."""
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            if etcdctl("endpoint", "health", endpoints=member.client_url).returncode == 0:
-                return
-            if member.proc and member.proc.poll() is not None:
-                time.sleep(1)
-                self.start(member, group)
-            time.sleep(0.5)
-        raise AssertionError(f"{member.name} never became healthy:\n{member.log.read_text()}")
-
-    def member_list(self, endpoints: str) -> list[list[str]]:
-        result = etcdctl("member", "list", endpoints=endpoints)
-        assert result.returncode == 0, result.stderr
-        return [[f.strip() for f in line.split(",")] for line in result.stdout.splitlines()]
-
-    def stop(self) -> None:
-        for member in self.members:
-            member.stop()
-
-
-@pytest.fixture
-def entrypoint_cluster(tmp_path: Path):
-    if not (shutil.which("etcd") and shutil.which("etcdctl") and shutil.which("bash")):
-        pytest.skip("etcd and etcdctl are not installed (ci/install-deps.sh installs them)")
-    objects = render({"replicaCount": 3})
-    script = tmp_path / "entrypoint.sh"
-    script.write_text(
-        named(objects, "ConfigMap", f"{RELEASE}-etcd-scripts")["data"]["entrypoint.sh"]
-    )
-    base_env = env_of(etcd_container({"replicaCount": 3}))
-    clusters: list[Cluster] = []
-
-    def make(size: int) -> Cluster:
-        cluster = Cluster(script, base_env, tmp_path, size)
-        clusters.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in clusters:
-        cluster.stop()
-
-
-@pytest.mark.slow
-def test_entrypoint_bootstraps_then_a_member_with_a_fresh_volume_rejoins(
-    entrypoint_cluster,
-) -> None:
-    cluster = entrypoint_cluster(3)
-    members = cluster.members
-    endpoints = ",".join(m.client_url for m in members)
-    for member in members:  # Parallel pod management: all at once
-        cluster.start(member, members)
-    for member in members:
-        cluster.healthy(member, members)
-    for member in members:
-        assert any("bootstrapping" in line for line in member.entrypoint_lines())
-    assert etcdctl("put", "/hashstack/counter", "42", endpoints=endpoints).returncode == 0
-    before = {row[2]: row[0] for row in cluster.member_list(endpoints)}
-    assert set(before) == {m.name for m in members}
-
-    # A restart with its data: etcd rejoins with it, no membership change.
-    lost = members[2]
-    lost.stop()
-    cluster.start(lost, members)
-    cluster.healthy(lost, members)
-    assert "member data found" in lost.entrypoint_lines()[-1]
-    assert {row[2]: row[0] for row in cluster.member_list(endpoints)} == before
-
-    # A fresh volume (PVC deleted, node lost): the member is replaced and catches up.
-    lost.stop()
-    shutil.rmtree(lost.data)
-    cluster.start(lost, members)
-    cluster.healthy(lost, members)
-    lines = lost.entrypoint_lines()
-    assert any("has no data now: replacing the member" in line for line in lines), lines
-    assert any("joining the running cluster" in line for line in lines), lines
-    after = {row[2]: (row[0], row[1]) for row in cluster.member_list(endpoints)}
-    assert set(after) == set(before)
-    assert all(status == "started" for _, status in after.values())
-    assert after[lost.name][0] != before[lost.name]  # a new member ID
-    assert after[members[0].name][0] == before[members[0].name]
-    got = etcdctl(
-        "get",
-        "/hashstack/counter",
-        "--print-value-only",
-        "--consistency=s",
-        endpoints=lost.client_url,
-    )
-    assert got.stdout.strip() == "42"
-
-
-@pytest.mark.slow
-def test_entrypoint_adds_members_when_scaled_up(entrypoint_cluster) -> None:
-    cluster = entrypoint_cluster(3)
-    first, *new = cluster.members
-    cluster.start(first, [first])  # replicaCount: 1
-    cluster.healthy(first, [first])
-    assert etcdctl("put", "k", "v", endpoints=first.client_url).returncode == 0
-    # helm upgrade --set replicaCount=3: ordinal 0 keeps its data, 1 and 2 are new.
-    for member in new:
-        cluster.start(member, cluster.members)
-        cluster.healthy(member, cluster.members, deadline=90)
-        assert any("adding" in line for line in member.entrypoint_lines())
-    rows = cluster.member_list(first.client_url)
-    assert sorted(row[2] for row in rows) == sorted(m.name for m in cluster.members)
-    assert all(row[1] == "started" for row in rows)
-    got = etcdctl("get", "k", "--print-value-only", "--consistency=s", endpoints=new[-1].client_url)
-    assert got.stdout.strip() == "v"

@@ -30,6 +30,7 @@ EXPECTED = {
     "test_the_app_runs_images_pulled_through_the_node_proxy",
     "test_hash_answers_in_the_restricted_namespace",
     "test_the_proxy_binds_the_node_loopback_only",
+    "test_scaling_etcd_one_three_one_under_load",
 }
 # The multi-node job's share (E2E_MARK=ha); the other e2e jobs run "cluster and not ha".
 HA = {"test_ha_installs_and_spreads_over_the_workers", "test_draining_a_node_under_load"}

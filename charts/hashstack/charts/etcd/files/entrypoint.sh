@@ -1,121 +1,199 @@
 #!/bin/sh
-# Starts one etcd member of the StatefulSet. The etcd image has a static shell,
-# etcd and etcdctl and nothing else, so this script uses shell built-ins only.
+# shellcheck shell=bash
+# Starts one etcd member of the StatefulSet. The etcd image holds a static bash as /bin/sh,
+# etcd, etcdctl and etcdutl and nothing else: this script uses bash built-ins only.
 #
-# etcd takes its whole configuration from ETCD_* variables set by the pod spec.
-# With member data on the volume, etcd ignores every ETCD_INITIAL_* setting and
-# rejoins with that data: the usual restart. Without member data this script
-# asks the other members (MEMBER_CLIENT_URLS) what the cluster looks like:
-#   nobody answers, or no member has started yet -> bootstrap a new cluster
-#   this member is listed as started             -> its data was lost (fresh PVC):
-#                                                   remove it, add it again, join
-#   this member is listed but never started      -> join the running cluster
-#   this member is not listed (scale up)         -> add it, join
-# Joining uses ETCD_INITIAL_CLUSTER_STATE=existing with the current membership.
-# When etcdctl fails the script exits non-zero and the kubelet retries it.
-set -eu
+# Nothing here depends on the StatefulSet's size; the pod learns the cluster at runtime:
+#   CLUSTER_ENDPOINTS        client URLs that reach the running cluster (the client Service)
+#   CLUSTER_STATE            "new" only in the release's first install, "existing" ever after
+#   BOOTSTRAP_MEMBERS        size of the cluster the first install bootstraps
+#   MEMBER_PEER_URL_PATTERN  a member's peer URL, @NAME@ standing for its pod name
+#                            (@ORDINAL@ for its ordinal)
+#   SIZE_KEY                 key where the membership hook records the wanted member count
+#
+# With member data:    restart with it. If the cluster answers and no longer lists this member
+#                      (it was removed on a scale down), start over in a fresh data directory.
+# Without member data: join the running cluster as a learner (replacing this member's old
+#                      entry when its volume was lost), then promote itself once caught up.
+#                      Only CLUSTER_STATE=new with no healthy cluster bootstraps, with the
+#                      first install's members. Otherwise, with no cluster answering, it waits
+#                      and exits non-zero: the kubelet restarts it; it never starts a cluster.
+set -u
 
-: "${ETCD_NAME:?}" "${ETCD_DATA_DIR:?}" "${ETCD_INITIAL_CLUSTER:?}"
-: "${ETCD_INITIAL_ADVERTISE_PEER_URLS:?}" "${ETCD_ADVERTISE_CLIENT_URLS:?}"
-: "${MEMBER_CLIENT_URLS:?}"
+: "${ETCD_NAME:?}" "${ETCD_DATA_DIR:?}" "${ETCD_INITIAL_ADVERTISE_PEER_URLS:?}"
+: "${CLUSTER_ENDPOINTS:?}" "${CLUSTER_STATE:?}" "${BOOTSTRAP_MEMBERS:?}"
+: "${MEMBER_PEER_URL_PATTERN:?}" "${SIZE_KEY:?}"
+attempts=${JOIN_ATTEMPTS:-30}
+
+my_peer=$ETCD_INITIAL_ADVERTISE_PEER_URLS
+ordinal=${ETCD_NAME##*-}
+statefulset=${ETCD_NAME%-*}
+data_root=${ETCD_DATA_DIR%/*}
+# Set when a scale down removed this member: the name of the data directory now in use.
+data_pointer=$data_root/data-dir
 
 log() { printf 'entrypoint: %s\n' "$*" >&2; }
 
-if [ -d "$ETCD_DATA_DIR/member/wal" ]; then
-  log "member data found in $ETCD_DATA_DIR: restarting $ETCD_NAME with it"
-  exec etcd
-fi
-
-my_peer=$ETCD_INITIAL_ADVERTISE_PEER_URLS
-bootstrap_cluster=$ETCD_INITIAL_CLUSTER
-default_ifs=$IFS
-
-bootstrap() {
-  log "$1: bootstrapping $ETCD_NAME into the new cluster $bootstrap_cluster"
-  exec etcd
-}
-
-others=""
-IFS=,
-for url in $MEMBER_CLIENT_URLS; do
-  if [ "$url" != "$ETCD_ADVERTISE_CLIENT_URLS" ]; then
-    others="${others:+$others,}$url"
-  fi
-done
-IFS=$default_ifs
-
-if [ -z "$others" ]; then
-  bootstrap "single member"
-fi
+# sleep is not a built-in: wait on a pipe that never delivers.
+exec 9<> <(:)
+pause() { read -rt "$1" -u 9 || :; }
 
 ctl() {
-  etcdctl --endpoints="$others" --dial-timeout=3s --command-timeout=10s "$@"
+  etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=2s --command-timeout=5s "$@"
 }
 
-if ! members=$(ctl member list 2>/dev/null); then
-  bootstrap "no other member answers"
-fi
+# members: etcdctl's simple output, one "ID, status, name, peer, client, learner" a line.
+list_members() {
+  members=$(ctl member list 2>/dev/null) && [ -n "$members" ]
+}
 
-# etcdctl's simple output: "ID, status, name, peer URLs, client URLs, learner".
-my_id=""
-my_status=""
-started=0
-while IFS=', ' read -r id status name peer rest; do
-  if [ -z "$id" ]; then continue; fi
-  if [ "$status" = started ]; then started=$((started + 1)); fi
-  if [ "$peer" = "$my_peer" ]; then
-    my_id=$id
-    my_status=$status
-  fi
-done <<LIST
-$members
-LIST
+# A linearizable read answers only with a leader and a quorum behind it. (Not `endpoint
+# health`: it asks every endpoint given, and fails when any one of them is down.)
+cluster_healthy() {
+  ctl get "$SIZE_KEY" >/dev/null 2>&1
+}
 
-if [ "$started" -eq 0 ]; then
-  bootstrap "no member has started yet"
-fi
+# Sets my_id, my_status, my_learner from $members (empty when this member is not listed).
+find_me() {
+  my_id="" my_status="" my_learner=""
+  local id status name peer learner
+  while IFS=', ' read -r id status name peer _ learner; do
+    if [ -n "$id" ] && [ "$peer" = "$my_peer" ]; then
+      my_id=$id my_status=$status my_learner=$learner
+    fi
+  done <<<"$members"
+}
 
-if [ "$my_status" = started ]; then
-  log "$ETCD_NAME ($my_id) ran before but has no data now: replacing the member"
-  ctl member remove "$my_id" >/dev/null
-  my_status=""
-fi
-if [ -z "$my_status" ]; then
-  log "adding $ETCD_NAME ($my_peer) to the running cluster"
-  ctl member add "$ETCD_NAME" --peer-urls="$my_peer" >/dev/null
-  members=$(ctl member list)
-fi
+# The member count the release wants (empty: not recorded yet). Needs a quorum.
+wanted_size() {
+  size=$(ctl get --print-value-only "$SIZE_KEY" 2>/dev/null) || return 1
+}
 
-# Members that never started have no name in the list: take it from the
-# bootstrap list, where every name=URL pair of the StatefulSet is known.
-name_of() {
-  found=""
-  if [ "$1" = "$my_peer" ]; then found=$ETCD_NAME; return; fi
-  IFS=,
-  for pair in $bootstrap_cluster; do
-    if [ "${pair#*=}" = "$1" ]; then found=${pair%%=*}; fi
+# True when the release is scaling this ordinal away: it must not (re)join.
+scaled_away() {
+  [ -n "$size" ] && [ "$ordinal" -ge "$size" ]
+}
+
+use_data_dir() {
+  ETCD_DATA_DIR=$data_root/$1
+  export ETCD_DATA_DIR
+}
+
+# Old data stays on the volume (no rm in the image); the member starts in a new directory.
+fresh_data_dir() {
+  local now
+  printf -v now '%(%s)T' -1
+  log "$1: leaving $ETCD_DATA_DIR behind, starting over in $data_root/data-$now"
+  printf '%s\n' "data-$now" >"$data_pointer"
+  use_data_dir "data-$now"
+}
+
+peer_url_of() {
+  peer_url=${MEMBER_PEER_URL_PATTERN//@NAME@/$statefulset-$1}
+  peer_url=${peer_url//@ORDINAL@/$1}
+}
+
+# Runs etcd, forwards SIGTERM to it, and promotes this member while it is a learner.
+run_etcd() {
+  local pid rc try
+  etcd &
+  pid=$!
+  trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+  for ((try = 0; try < 900; try++)); do
+    pause 1
+    kill -0 "$pid" 2>/dev/null || break
+    list_members || continue
+    find_me
+    if [ "$my_learner" = false ]; then break; fi
+    if [ "$my_learner" = true ] && ctl member promote "$my_id" >/dev/null 2>&1; then
+      log "$ETCD_NAME ($my_id) caught up and is a voting member now"
+      break
+    fi
   done
-  IFS=$default_ifs
-  if [ -z "$found" ]; then
-    host=${1#*://}
-    found=${host%%.*}
-  fi
+  while :; do
+    wait "$pid"
+    rc=$?
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  exit "$rc"
 }
 
-cluster=""
-while IFS=', ' read -r id status name peer rest; do
-  if [ -z "$id" ]; then continue; fi
-  if [ -z "$name" ]; then
-    name_of "$peer"
-    name=$found
+bootstrap() {
+  local i cluster=""
+  if [ "$ordinal" -ge "$BOOTSTRAP_MEMBERS" ]; then
+    log "not one of the $BOOTSTRAP_MEMBERS members the install bootstraps: waiting to join"
+    return 1
   fi
-  cluster="${cluster:+$cluster,}$name=$peer"
-done <<LIST
-$members
-LIST
+  for ((i = 0; i < BOOTSTRAP_MEMBERS; i++)); do
+    peer_url_of "$i"
+    cluster="${cluster:+$cluster,}$statefulset-$i=$peer_url"
+  done
+  ETCD_INITIAL_CLUSTER=$cluster ETCD_INITIAL_CLUSTER_STATE=new
+  export ETCD_INITIAL_CLUSTER ETCD_INITIAL_CLUSTER_STATE
+  log "first install: bootstrapping $ETCD_NAME into the new cluster $cluster"
+  run_etcd
+}
 
-ETCD_INITIAL_CLUSTER=$cluster
-ETCD_INITIAL_CLUSTER_STATE=existing
-export ETCD_INITIAL_CLUSTER ETCD_INITIAL_CLUSTER_STATE
-log "joining the running cluster as $ETCD_NAME: $cluster"
-exec etcd
+# Adds this member as a learner (replacing a lost one) and starts it. Returns 1 to retry.
+join() {
+  if ! wanted_size; then return 1; fi
+  if scaled_away; then
+    log "the release wants $size members: $ETCD_NAME is being scaled away, not joining"
+    return 1
+  fi
+  find_me
+  if [ "$my_status" = started ]; then
+    log "$ETCD_NAME ($my_id) is a member but has no data: replacing it"
+    ctl member remove "$my_id" >/dev/null || return 1
+    my_id=""
+  fi
+  if [ -z "$my_id" ]; then
+    # etcd takes one learner at a time: a second one is refused and retried here.
+    ctl member add "$ETCD_NAME" --peer-urls="$my_peer" --learner >/dev/null 2>&1 || return 1
+    log "added $ETCD_NAME ($my_peer) to the cluster as a learner"
+    list_members || return 1
+    find_me
+  fi
+  local id status name peer learner cluster=""
+  while IFS=', ' read -r id status name peer _ learner; do
+    if [ -z "$id" ]; then continue; fi
+    if [ "$peer" = "$my_peer" ]; then name=$ETCD_NAME; fi
+    cluster="${cluster:+$cluster,}${name:-unstarted-$id}=$peer"
+  done <<<"$members"
+  ETCD_INITIAL_CLUSTER=$cluster ETCD_INITIAL_CLUSTER_STATE=existing
+  export ETCD_INITIAL_CLUSTER ETCD_INITIAL_CLUSTER_STATE
+  log "joining the running cluster as $ETCD_NAME: $cluster"
+  run_etcd
+}
+
+if [ -f "$data_pointer" ]; then
+  read -r dir <"$data_pointer"
+  use_data_dir "$dir"
+fi
+
+if [ -d "$ETCD_DATA_DIR/member/wal" ]; then
+  if list_members && cluster_healthy && wanted_size; then
+    find_me
+    if [ -z "$my_id" ] && ! scaled_away; then
+      fresh_data_dir "the cluster no longer lists $ETCD_NAME"
+    elif [ -z "$my_id" ]; then
+      log "the cluster removed $ETCD_NAME and the release wants $size members: not starting"
+      exit 1
+    fi
+  fi
+  if [ -d "$ETCD_DATA_DIR/member/wal" ]; then
+    log "member data found in $ETCD_DATA_DIR: restarting $ETCD_NAME with it"
+    run_etcd
+  fi
+fi
+
+for ((try = 1; try <= attempts; try++)); do
+  if list_members && cluster_healthy; then
+    join
+  elif [ "$CLUSTER_STATE" = new ]; then
+    bootstrap
+  fi
+  pause 2
+done
+log "no healthy cluster to join after $attempts attempts: exiting for the kubelet to retry"
+exit 1

@@ -135,23 +135,97 @@ true
 {{- printf "%s-%d.%s.%s.svc.%s" (include "etcd.fullname" .root) (int .index) (include "etcd.headlessName" .root) .root.Release.Namespace .root.Values.clusterDomain -}}
 {{- end -}}
 
-{{/* name=peerURL for every member: the bootstrap configuration of a new cluster. */}}
-{{- define "etcd.initialCluster" -}}
-{{- $members := list -}}
-{{- range $i := until (int .Values.replicaCount) -}}
-{{- $host := include "etcd.memberHost" (dict "root" $ "index" $i) -}}
-{{- $members = append $members (printf "%s-%d=http://%s:2380" (include "etcd.fullname" $) $i $host) -}}
-{{- end -}}
-{{- join "," $members -}}
+{{/*
+A member's peer URL with @NAME@ for its pod name: the entrypoint builds the first install's
+member list from it, and the resize hook the list of members to keep. Nothing in the pod
+template depends on replicaCount, so scaling never restarts a running member.
+*/}}
+{{- define "etcd.peerURLPattern" -}}
+{{- printf "http://@NAME@.%s.%s.svc.%s:2380" (include "etcd.headlessName" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
 
-{{/* Every member's client URL; the entrypoint asks these about the cluster's membership. */}}
-{{- define "etcd.memberClientURLs" -}}
-{{- $urls := list -}}
-{{- range $i := until (int .Values.replicaCount) -}}
-{{- $urls = append $urls (printf "%s://%s:2379" (include "etcd.clientScheme" $) (include "etcd.memberHost" (dict "root" $ "index" $i))) -}}
+{{/* The client Service: it reaches the ready (voting, healthy) members only. */}}
+{{- define "etcd.clientURL" -}}
+{{- printf "%s://%s.%s.svc.%s:2379" (include "etcd.clientScheme" .) (include "etcd.fullname" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
-{{- join "," $urls -}}
+
+{{/* Key in etcd where the resize hook records the member count the release wants. */}}
+{{- define "etcd.sizeKey" -}}
+/hashstack-etcd/members
+{{- end -}}
+
+{{/* ConfigMap read at container start: "new" only in the first install. */}}
+{{- define "etcd.clusterConfigName" -}}
+{{- printf "%s-cluster" (include "etcd.fullname" .) -}}
+{{- end -}}
+
+{{/* The chart's own etcdctl jobs (resize hook, backup, defrag); never matched by etcd's selector. */}}
+{{- define "etcd.jobSelectorLabels" -}}
+app.kubernetes.io/name: etcd-job
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/*
+Pod template of the chart's etcdctl jobs. Parameters: root, component, script (run by the
+image's /bin/sh), env (list), volumes and volumeMounts (lists, optional).
+*/}}
+{{- define "etcd.jobPodTemplate" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- $labels := include "etcd.mergedLabels" (dict "root" $root) | fromYaml }}
+    {{- toYaml (mergeOverwrite $labels (include "etcd.jobSelectorLabels" $root | fromYaml) (dict "app.kubernetes.io/component" .component)) | nindent 4 }}
+spec:
+  restartPolicy: Never
+  serviceAccountName: {{ if $root.Values.serviceAccount.create }}{{ include "etcd.fullname" $root }}{{ else }}{{ default "default" $root.Values.serviceAccount.name }}{{ end }}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  {{- with include "etcd.imagePullSecrets" $root | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  securityContext:
+    {{- include "etcd.podSecurityContext" $root | nindent 4 }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "etcd.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      command: ["/bin/sh", "-c", {{ .script | quote }}, {{ .component | quote }}]
+      env:
+        - name: CLUSTER_ENDPOINTS
+          value: {{ include "etcd.clientURL" $root | quote }}
+        {{- with .env }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- include "etcd.etcdctlTLSEnv" $root | trim | nindent 8 }}
+      resources:
+        {{- toYaml $root.Values.jobs.resources | nindent 8 }}
+      securityContext:
+        {{- include "etcd.containerSecurityContext" $root | nindent 8 }}
+      volumeMounts:
+        # bash writes here-documents to /tmp; the root filesystem is read-only.
+        - name: tmp
+          mountPath: /tmp
+        {{- if $root.Values.tls.enabled }}
+        - name: tls
+          mountPath: /etc/etcd/tls
+          readOnly: true
+        {{- end }}
+        {{- with .volumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 16Mi
+    {{- if $root.Values.tls.enabled }}
+    - name: tls
+      secret:
+        secretName: {{ $root.Values.tls.existingSecret }}
+        defaultMode: 0440
+    {{- end }}
+    {{- with .volumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{/* etcdctl reads ETCDCTL_*; the server reads ETCD_*, so the two never collide. */}}
@@ -189,4 +263,15 @@ capabilities:
   drop: ["ALL"]
 seccompProfile:
   type: RuntimeDefault
+{{- end -}}
+
+{{/* The volume snapshots go to: backup.volume as given, else a PVC (the user's or the chart's). */}}
+{{- define "etcd.backupVolume" -}}
+{{- if .Values.backup.volume -}}
+{{- toYaml (merge (dict "name" "backup") .Values.backup.volume) -}}
+{{- else -}}
+name: backup
+persistentVolumeClaim:
+  claimName: {{ default (printf "%s-backup" (include "etcd.fullname" .)) .Values.backup.existingClaim }}
+{{- end -}}
 {{- end -}}

@@ -1,0 +1,82 @@
+#!/bin/sh
+# shellcheck shell=bash
+# Runs before every upgrade and rollback (a Helm hook Job), before the StatefulSet changes:
+#   1. records the member count the release wants under SIZE_KEY; a member whose ordinal is
+#      beyond it never joins or rejoins (see entrypoint.sh), so a member being scaled away
+#      cannot come back while its pod still runs;
+#   2. removes from the cluster every member that is not one of ordinals 0..REPLICAS-1,
+#      one at a time, learners first, each time only from a healthy cluster.
+# Scaling up needs nothing more: each new pod adds itself as a learner (see entrypoint.sh).
+# Built-ins, etcdctl and etcdutl only, as in the entrypoint. Exits non-zero (failing the
+# upgrade before anything changed) when the cluster does not answer.
+set -u
+
+: "${CLUSTER_ENDPOINTS:?}" "${REPLICAS:?}" "${STATEFULSET_NAME:?}"
+: "${MEMBER_PEER_URL_PATTERN:?}" "${SIZE_KEY:?}"
+
+log() { printf 'resize: %s\n' "$*" >&2; }
+
+exec 9<> <(:)
+pause() { read -rt "$1" -u 9 || :; }
+
+ctl() {
+  etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=3s --command-timeout=10s "$@"
+}
+
+# Retries a command for up to a minute: leader elections after a removal take a moment.
+retry() {
+  local try
+  for ((try = 1; try <= 30; try++)); do
+    if "$@"; then return 0; fi
+    pause 2
+  done
+  log "gave up: $*"
+  return 1
+}
+
+# A linearizable read: answers only with a leader and a quorum behind it.
+healthy() { ctl get "$SIZE_KEY" >/dev/null 2>&1; }
+
+declare -A keep=()
+for ((i = 0; i < REPLICAS; i++)); do
+  url=${MEMBER_PEER_URL_PATTERN//@NAME@/$STATEFULSET_NAME-$i}
+  keep[${url//@ORDINAL@/$i}]=1
+done
+
+retry healthy || exit 1
+ctl put "$SIZE_KEY" "$REPLICAS" >/dev/null || exit 1
+log "the release wants $REPLICAS members"
+
+# etcd refuses a removal that would leave fewer healthy members than a quorum, and counts a
+# member as healthy after 5 s of connection: a just-promoted member needs a moment.
+remove_member() {
+  local members
+  ctl member remove "$1" >/dev/null 2>&1 && return 0
+  members=$(ctl member list) || return 1
+  [[ $members != *"$1"* ]]
+}
+
+# remove_extra LEARNER: removes the members not kept whose learner column is LEARNER.
+remove_extra() {
+  local members id name peer learner voters=0
+  members=$(ctl member list) || return 1
+  while IFS=', ' read -r id _ name peer _ learner; do
+    if [ -n "$id" ] && [ -n "${keep[$peer]:-}" ] && [ "$learner" = false ]; then
+      voters=$((voters + 1))
+    fi
+  done <<<"$members"
+  if [ "$voters" -eq 0 ]; then
+    log "no voting member among ordinals 0..$((REPLICAS - 1)): refusing to remove the others"
+    return 1
+  fi
+  while IFS=', ' read -r id _ name peer _ learner; do
+    if [ -z "$id" ] || [ -n "${keep[$peer]:-}" ] || [ "$learner" != "$1" ]; then continue; fi
+    log "removing ${name:-an unstarted member} ($id, $peer)"
+    retry remove_member "$id" || return 1
+  done <<<"$members"
+}
+
+remove_extra true || exit 1
+remove_extra false || exit 1
+retry healthy || exit 1
+log "done: $(ctl member list | while read -r line; do printf '[%s] ' "$line"; done)"
