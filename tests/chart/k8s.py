@@ -18,6 +18,7 @@ class Pod:
     spec: dict[str, Any]
     labels: dict[str, str]
     hook: bool
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -44,12 +45,15 @@ def pods(objects: list[dict[str, Any]]) -> Iterator[Pod]:
     for obj in objects:
         if obj["kind"] in WORKLOAD_KINDS:
             template = obj["spec"]["template"]
-            labels = template.get("metadata", {}).get("labels", {})
+            meta = template.get("metadata", {})
             hook = HOOK in obj["metadata"].get("annotations", {})  # e.g. a pre-upgrade Job
-            yield Pod(obj, template["spec"], labels, hook=hook)
+            yield Pod(
+                obj, template["spec"], meta.get("labels", {}), hook, meta.get("annotations", {})
+            )
         elif obj["kind"] == "Pod":
-            hook = HOOK in obj["metadata"].get("annotations", {})
-            yield Pod(obj, obj["spec"], obj["metadata"].get("labels", {}), hook=hook)
+            meta = obj["metadata"]
+            hook = HOOK in meta.get("annotations", {})
+            yield Pod(obj, obj["spec"], meta.get("labels", {}), hook, meta.get("annotations", {}))
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ imagePullSecrets:
 
 {{/* Variables the StatefulSet sets itself; extraEnv may not repeat them (a list with a repeated name is refused by server-side apply). */}}
 {{- define "etcd.chartEnvNames" -}}
-{{- list "POD_NAME" "ETCD_NAME" "ETCD_DATA_DIR" "ETCD_LISTEN_PEER_URLS" "ETCD_LISTEN_CLIENT_URLS" "ETCD_LISTEN_METRICS_URLS" "ETCD_INITIAL_ADVERTISE_PEER_URLS" "ETCD_ADVERTISE_CLIENT_URLS" "ETCD_INITIAL_CLUSTER" "ETCD_INITIAL_CLUSTER_STATE" "ETCD_INITIAL_CLUSTER_TOKEN" "MEMBER_CLIENT_URLS" "ETCD_AUTO_COMPACTION_MODE" "ETCD_AUTO_COMPACTION_RETENTION" "ETCD_QUOTA_BACKEND_BYTES" "ETCD_SNAPSHOT_COUNT" "ETCD_CERT_FILE" "ETCD_KEY_FILE" "ETCD_TRUSTED_CA_FILE" "ETCD_CLIENT_CERT_AUTH" "ETCDCTL_CACERT" "ETCDCTL_CERT" "ETCDCTL_KEY" | toJson -}}
+{{- list "POD_NAME" "ETCD_NAME" "ETCD_DATA_DIR" "ETCD_LISTEN_PEER_URLS" "ETCD_LISTEN_CLIENT_URLS" "ETCD_LISTEN_METRICS_URLS" "ETCD_INITIAL_ADVERTISE_PEER_URLS" "ETCD_ADVERTISE_CLIENT_URLS" "ETCD_INITIAL_CLUSTER_TOKEN" "CLUSTER_ENDPOINTS" "MEMBER_PEER_URL_PATTERN" "SIZE_KEY" "CLUSTER_STATE" "BOOTSTRAP_MEMBERS" "ETCD_AUTO_COMPACTION_MODE" "ETCD_AUTO_COMPACTION_RETENTION" "ETCD_QUOTA_BACKEND_BYTES" "ETCD_SNAPSHOT_COUNT" "ETCD_CERT_FILE" "ETCD_KEY_FILE" "ETCD_TRUSTED_CA_FILE" "ETCD_CLIENT_CERT_AUTH" "ETCDCTL_CACERT" "ETCDCTL_CERT" "ETCDCTL_KEY" | toJson -}}
 {{- end -}}
 
 {{/* extraEnv, refused when it repeats a name (its own or one the chart sets). */}}
@@ -175,6 +175,10 @@ metadata:
   labels:
     {{- $labels := include "etcd.mergedLabels" (dict "root" $root) | fromYaml }}
     {{- toYaml (mergeOverwrite $labels (include "etcd.jobSelectorLabels" $root | fromYaml) (dict "app.kubernetes.io/component" .component)) | nindent 4 }}
+  {{- with $root.Values.jobs.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   restartPolicy: Never
   serviceAccountName: {{ if $root.Values.serviceAccount.create }}{{ include "etcd.fullname" $root }}{{ else }}{{ default "default" $root.Values.serviceAccount.name }}{{ end }}
