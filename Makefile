@@ -24,8 +24,15 @@ up: ## run etcd and the three services locally (Ctrl-C stops everything)
 test: ## install everything and run every test rung that can run here
 	ci/test.sh
 
+# The fast lane: every rung that needs neither podman, a cluster nor the fault suite's load.
+FAST_MARKERS := not podman and not cluster and not faults
+
+.PHONY: test-fast
+test-fast: ## the quick lane: no podman, no cluster, no fault injection (about a minute)
+	ci/test.sh -m "$(FAST_MARKERS)" tests
+
 .PHONY: lint
-lint: ## ruff, mypy, shellcheck, yamllint, helm lint
+lint: ## ruff, mypy, shellcheck, hadolint, yamllint, helm lint, checkov on the rendered chart
 	ci/lint.sh
 
 .PHONY: images

@@ -12,8 +12,6 @@ import pytest
 
 from .conftest import BAD_VALUES, HELMS, RELEASE, run_helm
 
-pytestmark = pytest.mark.chart
-
 
 def expected_key(path: Path) -> str:
     first = path.read_text().splitlines()[0]

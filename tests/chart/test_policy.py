@@ -15,8 +15,6 @@ import yaml
 from .conftest import CHART, CI_VALUES, RELEASE, RenderFn, values_of
 from .k8s import OUTSIDE, Edge, Pod, PolicyModel, by_kind, named, pods, selector_matches
 
-pytestmark = pytest.mark.chart
-
 SERVICES = ("hello", "persistence", "hash")
 RESTRICTED_VOLUMES = {
     "configMap",

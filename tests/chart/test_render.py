@@ -13,8 +13,6 @@ import yaml
 
 from .conftest import CHART, CI_VALUES, HELMS, KUBE_VERSIONS, RELEASE, RenderFn, run_helm
 
-pytestmark = pytest.mark.chart
-
 # Custom resources: no OpenAPI schema in kubernetes-validate; checked by shape below.
 CRD_KINDS = {
     "HTTPRoute": "gateway.networking.k8s.io/v1",

@@ -21,8 +21,6 @@ from .k8s import named
 from .subchart import ETCD, assert_restricted, env_of
 from .subchart import ETCD_TLS as TLS
 
-pytestmark = pytest.mark.chart
-
 RELEASE, NAMESPACE = ETCD.release, ETCD.namespace
 render, template = ETCD.render, ETCD.template
 HEADLESS = f"{RELEASE}-etcd-headless"

@@ -25,8 +25,6 @@ from .k8s import named
 from .subchart import REGISTRY, assert_restricted, env_of
 from .subchart import REGISTRY_AUTH as AUTH
 
-pytestmark = pytest.mark.chart
-
 RELEASE, NAMESPACE = REGISTRY.release, REGISTRY.namespace
 render, template = REGISTRY.render, REGISTRY.template
 NAME = f"{RELEASE}-registry"

@@ -16,8 +16,6 @@ import yaml
 from .conftest import HELMS, KUBE_VERSIONS
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, Subchart
 
-pytestmark = pytest.mark.chart
-
 BAD_VALUES: dict[Subchart, list[tuple[dict[str, Any], str]]] = {
     ETCD: [
         ({"replicaCount": 2}, "replicaCount"),

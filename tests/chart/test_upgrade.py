@@ -10,8 +10,6 @@ import pytest
 from .conftest import RELEASE, RenderFn
 from .k8s import named
 
-pytestmark = pytest.mark.chart
-
 NEW_TAGS = (
     *("--set-string", "hello.image.tag=9.9.9"),
     *("--set-string", "persistence.image.tag=9.9.9"),

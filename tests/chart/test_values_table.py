@@ -12,8 +12,6 @@ import pytest
 
 from .conftest import CHART, ROOT
 
-pytestmark = pytest.mark.chart
-
 SCRIPT = ROOT / "ci" / "values-table.py"
 DOCUMENTS = (ROOT / "README.md", CHART / "README.md")
 SUBCHARTS = ("etcd", "registry")

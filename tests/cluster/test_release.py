@@ -19,8 +19,6 @@ from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 from .helpers import Ledger, leftovers
 from .kube import RELEASE, HashClient, Helm, image_overrides
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-
 SERVICES = [f"{RELEASE}-hello", f"{RELEASE}-persistence", f"{RELEASE}-hash"]
 ETCD = f"{RELEASE}-etcd"
 PERSISTENCE = f"{RELEASE}-persistence"

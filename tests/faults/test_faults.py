@@ -21,8 +21,6 @@ from .conftest import REQUEST_TIMEOUT
 from .load import Load
 from .timeline import Timeline
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
-
 # hash waits REQUEST_TIMEOUT for persistence and may retry a refused connection once.
 BOUND = 2 * REQUEST_TIMEOUT + 1.5
 

@@ -7,8 +7,6 @@ import pytest
 from tests.images import podman as pm
 from tests.images.conftest import record
 
-pytestmark = pytest.mark.images
-
 MB = 1_000_000
 # The goal: the service adds at most 40 MB to the Python base image.
 SIZE_BUDGET = 40 * MB

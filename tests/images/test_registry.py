@@ -18,8 +18,6 @@ from localstack import free_port
 from tests.images import podman as pm
 from tests.images.conftest import record
 
-pytestmark = pytest.mark.images
-
 MANIFEST_TYPES = ", ".join(
     [
         "application/vnd.oci.image.manifest.v1+json",

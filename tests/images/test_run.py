@@ -12,8 +12,6 @@ import requests
 from tests.images import podman as pm
 from tests.images.conftest import record
 
-pytestmark = pytest.mark.images
-
 
 @pytest.mark.parametrize("service", pm.SERVICES)
 def test_runs_read_only_and_serves_healthz(

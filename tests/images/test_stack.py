@@ -26,8 +26,6 @@ import requests
 from tests.images import podman as pm
 from tests.images.conftest import record
 
-pytestmark = pytest.mark.images
-
 HASHES = ("hash-1", "hash-2", "hash-lb")
 
 

@@ -10,8 +10,6 @@ import pytest
 
 from localstack import EtcdMember, Service, etcd_cluster, free_port, start_etcd_cluster
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(autouse=True)
 def _needs_etcd() -> None:

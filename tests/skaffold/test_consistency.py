@@ -22,8 +22,6 @@ from tests.skaffold.conftest import (
     template_args,
 )
 
-pytestmark = pytest.mark.chart
-
 IMAGE_KEYS = ("IMAGE_DOMAIN", "IMAGE_REPO_NO_DOMAIN", "IMAGE_REPO", "IMAGE_TAG", "IMAGE_DIGEST")
 IMAGE_KEYS += ("IMAGE_FULLY_QUALIFIED",)
 TEMPLATE_REF = re.compile(

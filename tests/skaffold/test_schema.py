@@ -12,8 +12,6 @@ import pytest
 
 from tests.skaffold.conftest import SCHEMA
 
-pytestmark = pytest.mark.chart
-
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft7Validator:

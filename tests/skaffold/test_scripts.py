@@ -14,8 +14,6 @@ import pytest
 from tests.skaffold import model
 from tests.skaffold.conftest import ROOT, containers, helm, parse_docs
 
-pytestmark = pytest.mark.chart
-
 SERVICES = ("hello", "persistence", "hash")
 MISSING = "hashstack-no-such-skaffold"
 

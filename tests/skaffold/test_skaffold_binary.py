@@ -15,8 +15,6 @@ import yaml
 from tests.skaffold import model
 from tests.skaffold.conftest import ROOT, containers, parse_docs
 
-pytestmark = pytest.mark.chart
-
 SERVICES = ("hello", "persistence", "hash")
 
 

@@ -22,7 +22,7 @@ import requests
 from tests.images.podman import env as podman_env
 from tests.skaffold.conftest import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
 
-pytestmark = [pytest.mark.images, pytest.mark.slow]
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 
 def podman(
