@@ -12,8 +12,9 @@ import pytest
 
 from localstack import EtcdMember, Service, free_port
 
+from .timeline import RECOVERY, REQUEST_TIMEOUT, STAY
+
 LONG = os.environ.get("FAULTS_LONG", "") not in ("", "0", "false")
-REQUEST_TIMEOUT = 1.0  # the services' deadline for each call to their dependency
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,10 @@ class Intensity:
     callers: int  # client threads
 
 
-SHORT = Intensity(cycles=1, observe=3.0, callers=4)
-FULL = Intensity(cycles=3, observe=8.0, callers=8)
+# Each watch outlasts the recovery allowance (timeline.RECOVERY) by timeline.STAY seconds, so
+# the "stays recovered" check sees answers in the short run too (an empty window fails).
+SHORT = Intensity(cycles=1, observe=RECOVERY + STAY, callers=4)
+FULL = Intensity(cycles=3, observe=RECOVERY + 3.0, callers=8)
 
 
 @pytest.fixture(autouse=True)
