@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BAD_VALUES, HELMS, RELEASE, run_helm
+from .rendering import BAD_VALUES, HELMS, RELEASE, run_helm
 
 
 def expected_key(path: Path) -> str:

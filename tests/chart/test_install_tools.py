@@ -9,7 +9,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from .conftest import ROOT
+from .rendering import ROOT
 
 SCRIPT = ROOT / "ci" / "install-tools.sh"
 

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import CHART, CI_VALUES, HELMS, KUBE_VERSIONS, RELEASE, RenderFn, run_helm
+from .rendering import CHART, CI_VALUES, HELMS, KUBE_VERSIONS, RELEASE, RenderFn, run_helm
 
 # Custom resources: no OpenAPI schema in kubernetes-validate; checked by shape below.
 CRD_KINDS = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.pods import assert_restricted
+from tests.support.stack import Supervised, held_port
+
 from .k8s import named
-from .subchart import ETCD, assert_restricted, env_of
+from .subchart import ETCD, env_of
 from .subchart import ETCD_TLS as TLS
 
 RELEASE, NAMESPACE = ETCD.release, ETCD.namespace
@@ -282,26 +284,15 @@ def test_entrypoint_is_shellcheck_clean() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Member:
+class Member(Supervised):
     """One member run like the pod runs it: the rendered entrypoint with the pod's ETCD_*
     variables, except that the URLs point at 127.0.0.1 ports instead of pod DNS names."""
 
     def __init__(self, index: int, ports: tuple[int, int, int], workdir: Path) -> None:
-        self.name = f"{RELEASE}-etcd-{index}"
+        name = f"{RELEASE}-etcd-{index}"
+        super().__init__(name, workdir / f"{name}.log")
         self.client, self.peer, self.metrics = ports
         self.data = workdir / self.name / "data"
-        self.log = workdir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def client_url(self) -> str:
@@ -330,23 +321,11 @@ class Member:
 
     def start(self, script: Path, env: dict[str, str]) -> None:
         self.data.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            # The image's /bin/sh is bash; --posix is how bash runs as sh.
-            self.proc = subprocess.Popen(
-                ["bash", "--posix", str(script)], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        # The image's /bin/sh is bash; --posix is how bash runs as sh.
+        self.spawn(["bash", "--posix", str(script)], env)
 
     def entrypoint_lines(self) -> list[str]:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        text = self.log_text()
         return [line for line in text.splitlines() if line.startswith("entrypoint:")]
 
 
@@ -361,7 +340,7 @@ class Cluster:
     """Members plus a tiny kubelet: a member whose entrypoint exits is started again."""
 
     def __init__(self, script: Path, base_env: dict[str, str], workdir: Path, size: int) -> None:
-        ports = free_ports(3 * size)
+        ports = [held_port() for _ in range(3 * size)]
         self.members = [Member(i, tuple(ports[3 * i : 3 * i + 3]), workdir) for i in range(size)]  # type: ignore[arg-type]
         self.script = script
         self.base_env = base_env
@@ -376,11 +355,11 @@ class Cluster:
         while time.monotonic() < end:
             if etcdctl("endpoint", "health", endpoints=member.client_url).returncode == 0:
                 return
-            if member.proc and member.proc.poll() is not None:
+            if member.process is not None and not member.running:
                 time.sleep(1)
                 self.start(member, group)
             time.sleep(0.5)
-        raise AssertionError(f"{member.name} never became healthy:\n{member.log.read_text()}")
+        raise AssertionError(f"{member.name} never became healthy:\n{member.log_text()}")
 
     def member_list(self, endpoints: str) -> list[list[str]]:
         result = etcdctl("member", "list", endpoints=endpoints)

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import HELMS, KUBE_VERSIONS
+from .rendering import HELMS, KUBE_VERSIONS
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, Subchart
 
 BAD_VALUES: dict[Subchart, list[tuple[dict[str, Any], str]]] = {

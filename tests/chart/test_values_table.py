@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from .conftest import CHART, ROOT
+from .rendering import CHART, ROOT
 
 SCRIPT = ROOT / "ci" / "values-table.py"
 DOCUMENTS = (ROOT / "README.md", CHART / "README.md")

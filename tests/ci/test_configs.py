@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from .conftest import ROOT, load_yaml
+from tests.support.files import load_yaml
+from tests.support.paths import ROOT
 
 # Keys chart-testing 3.14 knows (its config struct); a typo would be ignored silently.
 CT_KEYS = {

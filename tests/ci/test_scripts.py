@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, WORKFLOW
+from tests.support.paths import ROOT, WORKFLOW
 
 
 def shell_scripts() -> list[Path]:

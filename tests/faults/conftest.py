@@ -1,16 +1,16 @@
-"""The fault suite's stack: real etcd and gunicorn on 127.0.0.1; FAULTS_LONG=1 for the long run."""
+"""Fixtures (only) for the fault suite: real etcd and gunicorn on 127.0.0.1 (FAULTS_LONG=1:
+the long run)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from localstack import EtcdMember, Service, free_port
+from tests.support.stack import EtcdMember, Service, Services, require_etcd
 
 from .timeline import RECOVERY, REQUEST_TIMEOUT, STAY
 
@@ -32,8 +32,7 @@ FULL = Intensity(cycles=3, observe=RECOVERY + 3.0, callers=8)
 
 @pytest.fixture(autouse=True)
 def _needs_etcd() -> None:
-    if shutil.which("etcd") is None:
-        pytest.fail("etcd is not installed: `make test` installs Debian's etcd-server")
+    require_etcd()
 
 
 @pytest.fixture
@@ -46,20 +45,9 @@ StartService = Callable[..., Service]
 
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[StartService]:
-    started: list[Service] = []
-
-    def start(service: str, **env: str) -> Service:
-        name = f"{service}{len(started)}"
-        env = {"REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), **env}
-        process = Service(
-            name, tmp_path / f"{name}.log", service=service, port=free_port(), env=env
-        )
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in reversed(started):
-        process.stop(timeout=10)
+    services = Services(tmp_path, REQUEST_TIMEOUT=str(REQUEST_TIMEOUT))
+    yield services.start
+    services.stop_all()
 
 
 @pytest.fixture

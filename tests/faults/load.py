@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import urllib3
+
+from tests.support.numbers import find_duplicates
 
 LIMIT = 10.0  # the client gives up here; the suite's own bound on a request is much lower
 
@@ -106,8 +107,8 @@ class Load:
 
     def duplicates(self) -> list[int]:
         with self._lock:
-            counts = Counter(a.number for a in self.answers if a.number is not None)
-        return sorted(n for n, times in counts.items() if times > 1)
+            numbers = [a.number for a in self.answers if a.number is not None]
+        return sorted(find_duplicates(numbers))
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
         """Until `count` more good answers arrived (the load is really flowing)."""

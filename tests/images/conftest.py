@@ -4,7 +4,6 @@ the session so parallel runs and the user's own images do not collide."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -13,27 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import podman as pm
+from tests.images import measurements
+from tests.images.measurements import record
+from tests.support import podman as pm
 
-# Numbers worth seeing after the run (sizes, times); printed in pytest's terminal summary and
-# written to .cache/images/measurements.json.
-MEASUREMENTS: dict[str, object] = {}
-
-
-def record(key: str, value: object) -> None:
-    MEASUREMENTS[key] = value
-    print(f"[images] {key}: {value}")
+# Kept importable from here for older test modules; new ones import tests.images.measurements.
+__all__ = ["record"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not MEASUREMENTS:
-        return
-    terminalreporter.section("images: measurements")
-    for key, value in MEASUREMENTS.items():
-        terminalreporter.write_line(f"{key}: {value}")
-    out = pm.ROOT / ".cache" / "images" / "measurements.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(MEASUREMENTS, indent=2, sort_keys=True) + "\n")
+    measurements.summary(terminalreporter)
 
 
 @pytest.fixture(scope="session")

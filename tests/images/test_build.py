@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.images import podman as pm
-from tests.images.conftest import record
+from tests.images.measurements import record
+from tests.support import podman as pm
 
 MB = 1_000_000
 # The goal: the service adds at most 40 MB to the Python base image.

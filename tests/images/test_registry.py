@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from localstack import free_port
-from tests.images import podman as pm
-from tests.images.conftest import record
+from tests.images.measurements import record
+from tests.support import podman as pm
 
 MANIFEST_TYPES = ", ".join(
     [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.images import podman as pm
-from tests.images.conftest import record
+from tests.images.measurements import record
+from tests.support import podman as pm
 
 
 @pytest.mark.parametrize("service", pm.SERVICES)

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from localstack import ROOT, free_port, http_get
+from localstack import ROOT, held_port, http_get
 from tests.support.wait import wait_until
 
 
@@ -28,7 +28,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     data = tmp_path / "up"
-    ports = {name: free_port() for name in ("hello", "persistence", "hash", "etcd", "etcd-peer")}
+    ports = {name: held_port() for name in ("hello", "persistence", "hash", "etcd", "etcd-peer")}
     args = " ".join(f"--{name}-port {port}" for name, port in ports.items())
     make = subprocess.Popen(
         ["make", "--no-print-directory", "up", f"UP_ARGS=--data {data} {args}"],

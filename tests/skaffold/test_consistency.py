@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.skaffold import model
-from tests.skaffold.conftest import (
+from tests.skaffold.scenarios import (
     ROOT,
     SCENARIO_IDS,
     SCENARIOS,

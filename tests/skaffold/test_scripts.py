@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.skaffold import model
-from tests.skaffold.conftest import ROOT, containers, helm, parse_docs
+from tests.skaffold.scenarios import ROOT, containers, helm, parse_docs
 
 SERVICES = ("hello", "persistence", "hash")
 MISSING = "hashstack-no-such-skaffold"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.skaffold import model
-from tests.skaffold.conftest import ROOT, containers, parse_docs
+from tests.skaffold.scenarios import ROOT, containers, parse_docs
 
 SERVICES = ("hello", "persistence", "hash")
 

@@ -19,22 +19,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 import requests
 
-from tests.images.podman import env as podman_env
-from tests.skaffold.conftest import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
+from tests.skaffold.scenarios import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
+from tests.support.podman import podman_bytes as podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
-
-
-def podman(
-    *args: str, data: bytes | None = None, check: bool = True
-) -> subprocess.CompletedProcess[bytes]:
-    # Bytes in and out (a tar on stdin), in the environment the images rung uses.
-    result = subprocess.run(
-        ["podman", *args], input=data, capture_output=True, env=podman_env(), timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)}: {result.stderr.decode()[-2000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
