@@ -24,8 +24,8 @@ up: ## run etcd and the three services locally (Ctrl-C stops everything)
 test: ## install everything and run every test rung that can run here
 	ci/test.sh
 
-# The fast lane: every rung that needs neither podman, a cluster nor the fault suite's load.
-FAST_MARKERS := not podman and not cluster and not faults
+# The fast lane: no podman, no cluster, no fault injection and nothing marked slow.
+FAST_MARKERS := not podman and not cluster and not faults and not slow
 
 .PHONY: test-fast
 test-fast: ## the quick lane: no podman, no cluster, no fault injection (about a minute)
@@ -56,8 +56,12 @@ e2e: ## the cluster suite on kind (made here when kind exists) or the current ku
 	ci/e2e.sh
 
 .PHONY: bench
-bench: ## benchmarks: ratios against hello measured in one run
+bench: ## benchmarks: ratios against hello measured in one run, into benchmarks/results/
 	ci/bench.sh
+
+.PHONY: bench-update
+bench-update: ## a full benchmark run that also updates the committed benchmarks/latest.*
+	ci/bench.sh --update
 
 .PHONY: test-faults
 test-faults: ## the long fault-injection suite
