@@ -7,7 +7,6 @@ Runs under `make e2e` (kind, or the current kube context); skipped here: no clus
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +14,8 @@ import pykube
 import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
+
+from tests.support.wait import wait_until as support_wait_until
 
 from .helpers import Ledger, leftovers
 from .kube import RELEASE, HashClient, Helm, image_overrides
@@ -40,11 +41,10 @@ def calls(client: HashClient, ledger: Ledger, count: int) -> list[int]:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(2)
+    try:
+        support_wait_until(check, timeout, what, interval=2)
+    except TimeoutError as error:
+        pytest.fail(str(error))
 
 
 def all_running(api: pykube.HTTPClient, namespace: str) -> None:

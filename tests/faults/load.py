@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import urllib3
 
 from tests.support.numbers import find_duplicates
+from tests.support.wait import wait_until
 
 LIMIT = 10.0  # the client gives up here; the suite's own bound on a request is much lower
 
@@ -112,12 +113,9 @@ class Load:
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
         """Until `count` more good answers arrived (the load is really flowing)."""
+        target = self.good() + count
+        wait_until(lambda: self.good() >= target, timeout, f"{count} more good answers")
+
+    def good(self) -> int:
         with self._lock:
-            target = sum(1 for a in self.answers if a.number) + count
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if sum(1 for a in self.answers if a.number) >= target:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"fewer than {count} good answers within {timeout:.0f}s")
+            return sum(1 for a in self.answers if a.number)
