@@ -12,27 +12,17 @@ from typing import Any
 
 import pytest
 
+# Older test modules import these names from here; new ones import tests.chart.rendering.
+from tests.chart.rendering import *  # noqa: F403
 from tests.chart.rendering import (
-    BAD_VALUES,
     CHART,
-    CI_VALUES,
-    HELMS,
-    KUBE_VERSIONS,
     NAMESPACE,
     RELEASE,
-    ROOT,
     RenderFn,
     installed_helms,
     parse_docs,
     run_helm,
-    values_of,
 )
-
-# Kept importable from here for older test modules; new ones import tests.chart.rendering.
-__all__ = [
-    "BAD_VALUES", "CHART", "CI_VALUES", "HELMS", "KUBE_VERSIONS", "NAMESPACE", "RELEASE", "ROOT",
-    "RenderFn", "installed_helms", "parse_docs", "run_helm", "values_of",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -30,9 +30,7 @@ SHORT = Intensity(cycles=1, observe=RECOVERY + STAY, callers=4)
 FULL = Intensity(cycles=3, observe=RECOVERY + 3.0, callers=8)
 
 
-@pytest.fixture(autouse=True)
-def _needs_etcd() -> None:
-    require_etcd()
+_needs_etcd = pytest.fixture(autouse=True)(require_etcd)
 
 
 @pytest.fixture

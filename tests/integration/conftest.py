@@ -17,10 +17,7 @@ from tests.support.stack import (
     start_etcd_cluster,
 )
 
-
-@pytest.fixture(autouse=True)
-def _needs_etcd() -> None:
-    require_etcd()
+_needs_etcd = pytest.fixture(autouse=True)(require_etcd)
 
 
 @pytest.fixture
