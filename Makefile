@@ -24,8 +24,15 @@ up: ## run etcd and the three services locally (Ctrl-C stops everything)
 test: ## install everything and run every test rung that can run here
 	ci/test.sh
 
+# The fast lane: no podman, no cluster, no fault injection and nothing marked slow.
+FAST_MARKERS := not podman and not cluster and not faults and not slow
+
+.PHONY: test-fast
+test-fast: ## the quick lane: no podman, no cluster, no fault injection (about a minute)
+	ci/test.sh -m "$(FAST_MARKERS)" tests
+
 .PHONY: lint
-lint: ## ruff, mypy, shellcheck, yamllint, helm lint
+lint: install ## ruff, mypy, shellcheck, hadolint, yamllint, helm lint, checkov on the rendered chart
 	ci/lint.sh
 
 .PHONY: images
@@ -53,8 +60,12 @@ e2e: ## ct and the cluster suite on kind, or E2E_CLUSTER=current (docs/cluster.m
 	ci/e2e.sh
 
 .PHONY: bench
-bench: ## benchmarks: ratios against hello measured in one run
+bench: ## benchmarks: ratios against hello measured in one run, into benchmarks/results/
 	ci/bench.sh
+
+.PHONY: bench-update
+bench-update: ## a full benchmark run that also updates the committed benchmarks/latest.*
+	ci/bench.sh --update
 
 .PHONY: test-faults
 test-faults: ## the long fault-injection suite

@@ -41,9 +41,12 @@ def _take_numbers(endpoint: str, key: str, block_size: int, start_at: float, sec
     errors = 0
     lock = threading.Lock()
 
+    window = [float("inf"), 0.0]  # first start and last end any thread saw (time.time())
+
     def take(into: list[int]) -> None:
         nonlocal errors
         time.sleep(max(0.0, start_at - time.time()))
+        began = time.time()
         stop_at = start_at + seconds
         while time.time() < stop_at:
             try:
@@ -51,6 +54,9 @@ def _take_numbers(endpoint: str, key: str, block_size: int, start_at: float, sec
             except Exception:  # StoreUnavailable under contention past the timeout
                 with lock:
                     errors += 1
+        ended = time.time()  # the last call may end well after stop_at under contention
+        with lock:
+            window[0], window[1] = min(window[0], began), max(window[1], ended)
 
     threads = [threading.Thread(target=take, args=(numbers,)) for numbers in taken]
     for thread in threads:
@@ -58,7 +64,7 @@ def _take_numbers(endpoint: str, key: str, block_size: int, start_at: float, sec
     for thread in threads:
         thread.join()
     counter.close()
-    return [n for numbers in taken for n in numbers], errors
+    return [n for numbers in taken for n in numbers], errors, (window[0], window[1])
 
 
 def measure_allocator(endpoint: str, block_size: int, seconds: float, run: int) -> AllocatorResult:
@@ -69,9 +75,11 @@ def measure_allocator(endpoint: str, block_size: int, seconds: float, run: int) 
         outcomes = pool.starmap(
             _take_numbers, [(endpoint, key, block_size, start_at, seconds)] * PROCESSES
         )
-    numbers = [n for taken, _ in outcomes for n in taken]
-    errors = sum(errors for _, errors in outcomes)
+    numbers = [n for taken, _, _ in outcomes for n in taken]
+    errors = sum(errors for _, errors, _ in outcomes)
+    # The measured window: from the first process's start to the last one's end, not the plan.
+    measured = max(end for _, _, (_, end) in outcomes) - min(b for _, _, (b, _) in outcomes)
     if errors:
         raise RuntimeError(f"the allocator failed {errors} times at block size {block_size}")
     repeated = sum(1 for times in Counter(numbers).values() if times > 1)
-    return AllocatorResult(block_size, len(numbers), seconds, repeated)
+    return AllocatorResult(block_size, len(numbers), measured, repeated)

@@ -15,18 +15,23 @@ def markdown(result: dict[str, Any]) -> str:
     summary = result["summary"]
     ratios = summary["ratios"]
     lines = [
-        f"Run {result['when']} on {result['machine']['cpus']} CPUs, "
-        f"{result['plan']['repeats']} interleaved rounds, {result['seconds']} s in all.",
+        f"Run {result['when']} of revision {result.get('revision', 'unknown')} on "
+        f"{result['machine']['cpus']} CPUs, {result['plan']['repeats']} interleaved rounds, "
+        f"{result['seconds']} s in all. A goal is met only when every round meets it.",
         "",
-        "| ratio | what | median | goal | |",
-        "|---|---|---:|---|---|",
+        "| ratio | what | median | min-max over rounds | goal | |",
+        "|---|---|---:|---:|---|---|",
     ]
     for key, goal in result["goals"].items():
-        value = ratios[key]["median"]
-        met = value >= goal["goal"] if goal["comparison"] == ">=" else value <= goal["goal"]
+        figures = ratios[key]
+        met = bool(figures["rounds"]) and all(
+            v >= goal["goal"] if goal["comparison"] == ">=" else v <= goal["goal"]
+            for v in figures["rounds"]
+        )
         lines.append(
-            f"| {key} | {goal['what']} | {value:.2f} | {goal['comparison']} {goal['goal']:g} "
-            f"| {'met' if met else '**missed**'} |"
+            f"| {key} | {goal['what']} | {figures['median']:.2f} | "
+            f"{min(figures['rounds']):.2f}-{max(figures['rounds']):.2f} | "
+            f"{goal['comparison']} {goal['goal']:g} | {'met' if met else '**missed**'} |"
         )
     lines += [
         "",

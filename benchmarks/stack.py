@@ -30,9 +30,9 @@ class BenchService(Service):
 
     config: str = PROJECT_CONFIG
 
-    def _spawn(self, command: list[str], env: Mapping[str, str]) -> None:
+    def spawn(self, command: list[str], env: Mapping[str, str]) -> None:
         command = [self.config if part == PROJECT_CONFIG else part for part in command]
-        super()._spawn(command, {**env, "PYTHONPATH": str(ROOT)})
+        super().spawn(command, {**env, "PYTHONPATH": str(ROOT)})
 
 
 @dataclass

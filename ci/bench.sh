@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: starts etcd and the services on 127.0.0.1 and measures them with wrk
-# (benchmarks/run.py); writes benchmarks/results/, benchmarks/latest.{json,md,png} and the
-# figures in docs/benchmarks.md.
+# `make bench` and `make bench-update`: starts etcd and the services on 127.0.0.1 and measures
+# them with wrk (benchmarks/run.py). Every run writes to benchmarks/results/ (untracked);
+# --update (make bench-update) also copies it to the committed benchmarks/latest.{json,md,png}
+# and the figures in docs/benchmarks.md.
 # Extra arguments go to the benchmark (--quick for a one-round smoke run).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

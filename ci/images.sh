@@ -13,7 +13,9 @@
 #   TAG             image tag; default: `git rev-parse --short HEAD`, or `dev` without a commit
 #   OFFLINE         1 (default): local base image + host wheelhouse, `--network=none`;
 #                   0: the Dockerfile's defaults (official python slim image, PyPI)
-#   BASE_IMAGE      base image for OFFLINE=1 (default localhost/hashstack-base/python:3.11-bookworm)
+#   BASE_IMAGE      base image for OFFLINE=1 (default localhost/hashstack-base/python:3.11-bookworm);
+#                   with OFFLINE=0 only when set (a fully qualified name spares podman's
+#                   short-name lookup; the tests inspect the same image)
 #   CONTEXT         build context (default images/); the tests build a modified copy
 #   APP_OWNER       owner of /app in the image (default 0:0; 10001:10001 for skaffold file sync)
 #   ENGINE          podman (default) or docker
@@ -25,6 +27,7 @@ cd "$HASHSTACK_ROOT"
 SERVICES=(hello persistence hash)
 ENGINE=${ENGINE:-podman}
 OFFLINE=${OFFLINE:-1}
+BASE_IMAGE_GIVEN=${BASE_IMAGE:-}
 BASE_IMAGE=${BASE_IMAGE:-localhost/hashstack-base/python:3.11-bookworm}
 CONTEXT=${CONTEXT:-$HASHSTACK_ROOT/images}
 WHEELHOUSE="$HASHSTACK_CACHE/wheelhouse"
@@ -111,6 +114,8 @@ cmd_build() {
       --build-context "wheelhouse=$WHEELHOUSE"
       --build-arg PIP_NO_INDEX=1
     )
+  elif [ -n "$BASE_IMAGE_GIVEN" ]; then
+    args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   fi
   for svc in $(services_or_all "$@"); do
     start=$SECONDS

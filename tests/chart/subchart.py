@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .conftest import CHART, installed_helms, parse_docs, run_helm
+from tests.support.pods import assert_restricted  # noqa: F401 (kept for existing imports)
+
+from .rendering import CHART, installed_helms, parse_docs, run_helm
 
 Values = dict[str, Any]
 
@@ -80,30 +82,3 @@ def _template(
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     """A container's environment: each variable's value, or its valueFrom source."""
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
-
-
-def assert_restricted(spec: dict[str, Any], host_ports: tuple[int, ...] = ()) -> None:
-    """Pod Security "restricted" plus a read-only root filesystem, no service links, no
-    API token and sized containers; `host_ports`: the hostPorts each container binds."""
-    pod = spec["securityContext"]
-    assert pod["runAsNonRoot"] is True
-    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["automountServiceAccountToken"] is False
-    assert spec["enableServiceLinks"] is False
-    for key in ("hostNetwork", "hostPID", "hostIPC"):
-        assert not spec.get(key)
-    for volume in spec.get("volumes", []):
-        assert "hostPath" not in volume
-    for container in spec["containers"]:
-        ctx = container["securityContext"]
-        assert ctx["runAsNonRoot"] is True
-        assert ctx["runAsUser"] > 0
-        assert ctx["allowPrivilegeEscalation"] is False
-        assert ctx["readOnlyRootFilesystem"] is True
-        assert ctx["privileged"] is False
-        assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert container["resources"]["requests"]
-        assert container["resources"]["limits"]["memory"]
-        bound = [p["hostPort"] for p in container.get("ports", []) if p.get("hostPort")]
-        assert bound == list(host_ports)

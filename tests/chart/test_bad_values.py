@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BAD_VALUES, HELMS, RELEASE, run_helm
-
-pytestmark = pytest.mark.chart
+from .rendering import BAD_VALUES, HELMS, RELEASE, run_helm
 
 
 def expected_key(path: Path) -> str:

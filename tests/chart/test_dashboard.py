@@ -12,9 +12,9 @@ from promql_lite import parse, rates
 
 import hashstack.metrics
 
-from .conftest import CHART, RELEASE
 from .hardening import render
 from .k8s import named
+from .rendering import CHART, RELEASE
 
 pytestmark = pytest.mark.chart
 

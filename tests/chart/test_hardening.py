@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART, HELMS, RELEASE, ci_values_file, installed_helms, run_helm
 from .hardening import (
     DuplicateKeyError,
     built_chart,
@@ -20,6 +19,7 @@ from .hardening import (
     template,
 )
 from .k8s import PolicyModel, by_kind, named, pods
+from .rendering import CHART, HELMS, RELEASE, ci_values_file, installed_helms, run_helm
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, env_of
 
 pytestmark = pytest.mark.chart

@@ -9,11 +9,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pytest
-
-from .conftest import ROOT
-
-pytestmark = pytest.mark.chart
+from .rendering import ROOT
 
 SCRIPT = ROOT / "ci" / "install-tools.sh"
 

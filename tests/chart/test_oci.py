@@ -15,7 +15,7 @@ import yaml
 
 from tests.oci_registry import Registry, running_registry
 
-from .conftest import CHART, HELMS, NAMESPACE, RELEASE, ci_values_file, parse_docs, run_helm
+from .rendering import CHART, HELMS, NAMESPACE, RELEASE, ci_values_file, parse_docs, run_helm
 
 pytestmark = pytest.mark.chart
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"

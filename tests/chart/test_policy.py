@@ -12,22 +12,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import APP_VERSION, CHART, CI_VALUES, RELEASE, RenderFn, values_of
-from .k8s import OUTSIDE, Edge, Pod, PolicyModel, by_kind, named, pods, selector_matches
+from tests.support.pods import restricted_problems
 
-pytestmark = pytest.mark.chart
+from .k8s import OUTSIDE, Edge, Pod, PolicyModel, by_kind, named, pods, selector_matches
+from .rendering import APP_VERSION, CHART, CI_VALUES, RELEASE, RenderFn, values_of
 
 SERVICES = ("hello", "persistence", "hash")
-RESTRICTED_VOLUMES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
 LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -65,39 +55,9 @@ def test_every_pod_is_restricted(values: str, render: RenderFn) -> None:
     rendered = list(pods(render(values)))
     assert any(p.hook for p in rendered), "the helm test pods are checked too"
     for pod in rendered:
-        spec, where = pod.spec, pod.name
-        pod_ctx = spec.get("securityContext", {})
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            if spec.get(flag):
-                problems.append(f"{where}: {flag}")
-        for volume in spec.get("volumes", []):
-            kinds = set(volume) - {"name"}
-            if not kinds <= RESTRICTED_VOLUMES:
-                problems.append(f"{where}: volume {volume['name']} is {kinds}")
-        for c in pod.containers():
-            ctx = c.get("securityContext", {})
-            at = f"{where} container {c['name']}"
-            if not ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")):
-                problems.append(f"{at}: runAsNonRoot not true")
-            if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
-                problems.append(f"{at}: runAsUser 0")
-            seccomp = ctx.get("seccompProfile", pod_ctx.get("seccompProfile", {}))
-            if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
-                problems.append(f"{at}: seccompProfile {seccomp}")
-            if ctx.get("allowPrivilegeEscalation") is not False:
-                problems.append(f"{at}: allowPrivilegeEscalation not false")
-            if ctx.get("privileged"):
-                problems.append(f"{at}: privileged")
-            caps = ctx.get("capabilities", {})
-            if "ALL" not in caps.get("drop", []):
-                problems.append(f"{at}: capabilities.drop lacks ALL")
-            if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
-                problems.append(f"{at}: capabilities.add {caps['add']}")
-            if ctx.get("readOnlyRootFilesystem") is not True:
-                problems.append(f"{at}: root filesystem writable")
-            for port in c.get("ports", []):
-                if port.get("hostPort") and not _hostport_exception(pod, merged):
-                    problems.append(f"{at}: hostPort {port['hostPort']}")
+        proxy = merged.get("registry", {}).get("proxy", {})
+        ports = (int(proxy.get("hostPort", 5000)),) if _hostport_exception(pod, merged) else ()
+        problems += restricted_problems(pod.spec, pod.name, ports)
     _fail_if(problems)
 
 

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import (
+from .rendering import (
     CHART,
     CHART_VERSION,
     CI_VALUES,
@@ -22,8 +22,6 @@ from .conftest import (
     ci_values_file,
     run_helm,
 )
-
-pytestmark = pytest.mark.chart
 
 # Custom resources: no OpenAPI schema in kubernetes-validate; checked by shape below.
 CRD_KINDS = {

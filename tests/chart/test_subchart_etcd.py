@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import CHART_VERSION, installed_helms, parse_docs, run_helm
-from .k8s import named
-from .subchart import ETCD, assert_restricted, env_of
-from .subchart import ETCD_TLS as TLS
+from tests.support.pods import assert_restricted
 
-pytestmark = pytest.mark.chart
+from .k8s import named
+from .rendering import CHART_VERSION, installed_helms, parse_docs, run_helm
+from .subchart import ETCD, env_of
+from .subchart import ETCD_TLS as TLS
 
 RELEASE, NAMESPACE = ETCD.release, ETCD.namespace
 render, template = ETCD.render, ETCD.template

@@ -20,13 +20,13 @@ import pytest
 import requests
 
 from localstack import free_port, wait_until_answers
+from tests.support.pods import assert_restricted
+from tests.support.stack import Processes
 
-from .conftest import CHART_VERSION
 from .k8s import named
-from .subchart import REGISTRY, assert_restricted, env_of
+from .rendering import CHART_VERSION
+from .subchart import REGISTRY, env_of
 from .subchart import REGISTRY_AUTH as AUTH
-
-pytestmark = pytest.mark.chart
 
 RELEASE, NAMESPACE = REGISTRY.release, REGISTRY.namespace
 render, template = REGISTRY.render, REGISTRY.template
@@ -286,26 +286,6 @@ def test_helm_test_hook() -> None:
 
 
 # --- the real thing: registry environment and proxy config on 127.0.0.1 ---------------------
-
-
-class Processes:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        with (self.workdir / f"{name}.log").open("ab") as log:
-            self.procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import HELMS, KUBE_VERSIONS
+from .rendering import HELMS, KUBE_VERSIONS
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, Subchart
-
-pytestmark = pytest.mark.chart
 
 BAD_VALUES: dict[Subchart, list[tuple[dict[str, Any], str]]] = {
     ETCD: [

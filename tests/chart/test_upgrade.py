@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import RELEASE, RenderFn
 from .k8s import named
-
-pytestmark = pytest.mark.chart
+from .rendering import RELEASE, RenderFn
 
 NEW_TAGS = (
     *("--set-string", "hello.image.tag=9.9.9"),

@@ -11,9 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from .conftest import CHART, ROOT
-
-pytestmark = pytest.mark.chart
+from .rendering import CHART, ROOT
 
 SCRIPT = ROOT / "ci" / "values-table.py"
 README = CHART / "README.md"

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.readme import END, PAGE, START, figures_on_page, markdown, write_figures
-
-from .conftest import ROOT
+from tests.support.paths import ROOT
 
 LATEST = ROOT / "benchmarks" / "latest.json"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.support.paths import ROOT
 
 EXPECTED = {
     "test_install_runs_every_workload",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.support.paths import ROOT
 
 SCRIPT = ROOT / "ci" / "docs.sh"
 DIAGRAMS = ROOT / "docs" / "diagrams"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import ROOT
+
 from . import doclinks
-from .conftest import ROOT
 
 PAGES = sorted(
     [

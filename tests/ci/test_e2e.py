@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT
+from tests.support.paths import ROOT
+
 from .test_cluster_suite import unreachable_kubeconfig
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.support.paths import ROOT
 
 NODES = ["hashstack-control-plane", "hashstack-worker", "hashstack-worker2"]
 

@@ -30,8 +30,10 @@ import version
 import yaml
 
 from tests.oci_registry import Registry, running_registry
+from tests.support.files import load_yaml
+from tests.support.paths import ROOT, WORKFLOW
+from tests.support.schemas import workflow_schema
 
-from .conftest import ROOT, SCHEMAS, WORKFLOW, load_yaml
 from .test_workflow import SHA_PIN
 
 RELEASE_WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
@@ -59,10 +61,8 @@ def runs(job: dict[str, Any]) -> list[str]:
 
 
 def test_release_workflow_is_valid_against_the_schema(release_workflow: dict[str, Any]) -> None:
-    schema_file = SCHEMAS / "github-workflow.json"
-    if not schema_file.is_file():
-        pytest.skip(f"{schema_file} absent: no workflow schema to validate against")
-    validator = jsonschema.Draft7Validator(json.loads(schema_file.read_text()))
+    schema, _ = workflow_schema()
+    validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(release_workflow), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
 

@@ -1,16 +1,15 @@
-"""Every shell script CI runs: shellcheck-clean (Debian's shellcheck), strict mode, and
-called from the workflow or the Makefile (directly, or through a script that is)."""
+"""Every shell script CI runs: strict mode, executable, and called from the workflow or the
+Makefile (directly, or through a script that is). `make lint` runs shellcheck over the same
+scripts (ci/lint.sh); test_lint_config checks that it does."""
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, WORKFLOW
+from tests.support.paths import ROOT, WORKFLOW
 
 
 def shell_scripts() -> list[Path]:
@@ -26,18 +25,6 @@ IDS = [str(p.relative_to(ROOT)) for p in SCRIPTS]
 def test_there_are_scripts_to_check() -> None:
     names = set(IDS)
     assert {"ci/lint.sh", "ci/e2e.sh", "ci/kind/cluster.sh", ".ci/run"} <= names
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=IDS)
-def test_shellcheck_clean(script: Path) -> None:
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck missing: ci/install-deps.sh installs it"
-    # -x -P SCRIPTDIR: follow `source "$(dirname "$0")/env.sh"`, as ci/lint.sh does.
-    proc = subprocess.run(
-        [shellcheck, "-x", "-P", "SCRIPTDIR", str(script)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=IDS)

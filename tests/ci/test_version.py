@@ -12,7 +12,7 @@ import pytest
 import version
 import yaml
 
-from .conftest import ROOT
+from tests.support.paths import ROOT
 
 CHART = Path("charts/hashstack")
 # What `check` and `set` read: the chart and the package the images are built from.

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.numbers import find_duplicates
+
 # RFC 1123 label: what Kubernetes accepts for namespace and Service names.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[0-9]{1,5})$")
@@ -33,11 +35,6 @@ def service_proxy_path(
         raise ValueError(f"scheme {scheme!r} must be http or https")
     target = f"{scheme}:{service}:{port}" if scheme else f"{service}:{port}"
     return f"/api/v1/namespaces/{namespace}/services/{target}/proxy/{path.lstrip('/')}"
-
-
-def find_duplicates(numbers: Iterable[int]) -> dict[int, int]:
-    """Every number seen more than once, with its count."""
-    return {n: c for n, c in Counter(numbers).items() if c > 1}
 
 
 def parse_hash_answer(payload: Any) -> int:

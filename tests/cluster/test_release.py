@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,12 +16,12 @@ import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
+from tests.support.wait import wait_until as support_wait_until
+
 from .helpers import SERVICES as SERVICE_NAMES
 from .helpers import Ledger, kept_claims, leftovers
 from .kube import RELEASE, HashClient, Helm, image_overrides, registry_keeps_its_claim
 from .load import MAX_FAILED, under_load
-
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 SERVICES = [f"{RELEASE}-hello", f"{RELEASE}-persistence", f"{RELEASE}-hash"]
 ETCD = f"{RELEASE}-etcd"
@@ -45,11 +44,10 @@ def calls(client: HashClient, ledger: Ledger, count: int) -> list[int]:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(2)
+    try:
+        support_wait_until(check, timeout, what, interval=2)
+    except TimeoutError as error:
+        pytest.fail(str(error))
 
 
 def all_running(api: pykube.HTTPClient, namespace: str) -> None:

@@ -1,19 +1,20 @@
-"""The fault suite's stack: real etcd and gunicorn on 127.0.0.1; FAULTS_LONG=1 for the long run."""
+"""Fixtures (only) for the fault suite: real etcd and gunicorn on 127.0.0.1 (FAULTS_LONG=1:
+the long run)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from localstack import EtcdMember, Service, free_port
+from tests.support.stack import EtcdMember, Service, Services, require_etcd
+
+from .timeline import RECOVERY, REQUEST_TIMEOUT, STAY
 
 LONG = os.environ.get("FAULTS_LONG", "") not in ("", "0", "false")
-REQUEST_TIMEOUT = 1.0  # the services' deadline for each call to their dependency
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,13 @@ class Intensity:
     callers: int  # client threads
 
 
-SHORT = Intensity(cycles=1, observe=3.0, callers=4)
-FULL = Intensity(cycles=3, observe=8.0, callers=8)
+# Each watch outlasts the recovery allowance (timeline.RECOVERY) by timeline.STAY seconds, so
+# the "stays recovered" check sees answers in the short run too (an empty window fails).
+SHORT = Intensity(cycles=1, observe=RECOVERY + STAY, callers=4)
+FULL = Intensity(cycles=3, observe=RECOVERY + 3.0, callers=8)
 
 
-@pytest.fixture(autouse=True)
-def _needs_etcd() -> None:
-    if shutil.which("etcd") is None:
-        pytest.fail("etcd is not installed: `make test` installs Debian's etcd-server")
+_needs_etcd = pytest.fixture(autouse=True)(require_etcd)
 
 
 @pytest.fixture
@@ -43,20 +43,9 @@ StartService = Callable[..., Service]
 
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[StartService]:
-    started: list[Service] = []
-
-    def start(service: str, **env: str) -> Service:
-        name = f"{service}{len(started)}"
-        env = {"REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), **env}
-        process = Service(
-            name, tmp_path / f"{name}.log", service=service, port=free_port(), env=env
-        )
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in reversed(started):
-        process.stop(timeout=10)
+    services = Services(tmp_path, REQUEST_TIMEOUT=str(REQUEST_TIMEOUT))
+    yield services.start
+    services.stop_all()
 
 
 @pytest.fixture

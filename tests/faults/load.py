@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import urllib3
+
+from tests.support.numbers import find_duplicates
+from tests.support.wait import wait_until
 
 LIMIT = 10.0  # the client gives up here; the suite's own bound on a request is much lower
 
@@ -106,17 +108,14 @@ class Load:
 
     def duplicates(self) -> list[int]:
         with self._lock:
-            counts = Counter(a.number for a in self.answers if a.number is not None)
-        return sorted(n for n, times in counts.items() if times > 1)
+            numbers = [a.number for a in self.answers if a.number is not None]
+        return sorted(find_duplicates(numbers))
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
         """Until `count` more good answers arrived (the load is really flowing)."""
+        target = self.good() + count
+        wait_until(lambda: self.good() >= target, timeout, f"{count} more good answers")
+
+    def good(self) -> int:
         with self._lock:
-            target = sum(1 for a in self.answers if a.number) + count
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if sum(1 for a in self.answers if a.number) >= target:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"fewer than {count} good answers within {timeout:.0f}s")
+            return sum(1 for a in self.answers if a.number)

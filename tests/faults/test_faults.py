@@ -17,14 +17,8 @@ import pytest
 
 from localstack import EtcdMember, Service, etcd_cluster, start_etcd_cluster
 
-from .conftest import REQUEST_TIMEOUT
 from .load import Load
-from .timeline import Timeline
-
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
-
-# hash waits REQUEST_TIMEOUT for persistence and may retry a refused connection once.
-BOUND = 2 * REQUEST_TIMEOUT + 1.5
+from .timeline import BOUND, Timeline
 
 
 def report(request: pytest.FixtureRequest, timeline: Timeline) -> str:

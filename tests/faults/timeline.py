@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from .load import Load
 
 ALLOWED = ("ok", "json 502", "json 503")
+REQUEST_TIMEOUT = 1.0  # the services' deadline for each call to their dependency
+# No request may take longer: hash waits REQUEST_TIMEOUT for persistence and may retry a
+# refused connection once (2 s), plus 1.5 s of headroom for a loaded 2-core machine.
+BOUND = 2 * REQUEST_TIMEOUT + 1.5
 RECOVERY = 5.0  # seconds from a dependency's return to good answers again
+STAY = 2.0  # the shortest watch after RECOVERY in which every answer must be good
 
 
 @dataclass
@@ -96,6 +101,11 @@ class Timeline:
             # Once recovered, it stays recovered: every answer later in the window is good.
             since = injection.back if injection.back is not None else injection.started
             later = self.load.between(since + RECOVERY, injection.ended)
+            if not later:
+                found.append(
+                    f"{injection.name}: no answer started between {RECOVERY:.0f}s after the "
+                    "fault and the end of the watch: the stays-recovered check saw nothing"
+                )
             failing = [a.kind for a in later if a.kind != "ok"]
             if failing:
                 found.append(

@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 
 from .rawhttp import Reply, exchange
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
 ROUTES = ["/", "/healthz", "/readyz", "/metrics"]
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 GUNICORN_PAGE = re.compile(rb"^<html>\s*<head>\s*<title>[^<]*</title>")

@@ -4,66 +4,23 @@ the session so parallel runs and the user's own images do not collide."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.images import podman as pm
+from tests.images import measurements
+from tests.images.measurements import record
+from tests.support import podman as pm
 
-# Numbers worth seeing after the run (sizes, times); printed in pytest's terminal summary and
-# written to .cache/images/measurements.json.
-MEASUREMENTS: dict[str, object] = {}
-
-
-def record(key: str, value: object) -> None:
-    MEASUREMENTS[key] = value
-    print(f"[images] {key}: {value}")
+# Kept importable from here for older test modules; new ones import tests.images.measurements.
+__all__ = ["record"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not MEASUREMENTS:
-        return
-    terminalreporter.section("images: measurements")
-    for key, value in MEASUREMENTS.items():
-        terminalreporter.write_line(f"{key}: {value}")
-    out = pm.ROOT / ".cache" / "images" / "measurements.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(MEASUREMENTS, indent=2, sort_keys=True) + "\n")
-
-
-@pytest.fixture(scope="session")
-def podman_ready() -> None:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (ci/install-deps.sh installs it)")
-    info = pm.podman("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False)
-    if info.returncode != 0:
-        pytest.skip(f"podman cannot run here: {info.stderr.strip().splitlines()[-1:]}")
-
-
-@pytest.fixture(scope="session")
-def image_tag() -> str:
-    return pm.unique("test")
-
-
-@pytest.fixture(scope="session")
-def images(podman_ready: None, image_tag: str) -> Iterator[dict[str, str]]:
-    """service -> image reference, built by `ci/images.sh build` exactly as `make images` does."""
-    start = time.monotonic()
-    pm.script("ci/images.sh", "build", extra_env={"TAG": image_tag})
-    record(
-        "build of the three images (s, base and wheelhouse cached or made)",
-        round(time.monotonic() - start, 1),
-    )
-    refs = {svc: f"localhost/hashstack/{svc}:{image_tag}" for svc in pm.SERVICES}
-    yield refs
-    # Only this session's tags go; the layers stay in the build cache for the next run.
-    for ref in refs.values():
-        pm.podman("rmi", ref, check=False)
+    measurements.summary(terminalreporter)
 
 
 @pytest.fixture(scope="session")

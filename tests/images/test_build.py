@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.images import podman as pm
-from tests.images.conftest import record
-
-pytestmark = pytest.mark.images
+from tests.images.measurements import record
+from tests.support import podman as pm
 
 RELEASE_VERSION = yaml.safe_load((pm.ROOT / "charts/hashstack/Chart.yaml").read_text())["version"]
 MB = 1_000_000

@@ -6,12 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.images import podman as pm
-from tests.images.conftest import record
-
-pytestmark = pytest.mark.images
+from tests.images.measurements import record
+from tests.support import podman as pm
 
 
 def test_touching_one_py_file_reuses_the_dependency_layer(

@@ -15,10 +15,9 @@ import pytest
 import requests
 
 from localstack import free_port
-from tests.images import podman as pm
-from tests.images.conftest import record
-
-pytestmark = pytest.mark.images
+from tests.images.measurements import record
+from tests.support import podman as pm
+from tests.support.wait import wait_until
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -58,16 +57,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
+
+        def answers() -> bool:
             assert process.poll() is None, (data / "registry.log").read_text()
-            assert time.monotonic() < deadline, "the registry did not answer /v2/"
-            time.sleep(0.2)
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, 20, "the registry answering /v2/", interval=0.2)
         yield f"localhost:{port}"
     finally:
         process.terminate()
@@ -150,17 +148,18 @@ def test_push_pull_run(
 
 
 def wait_ok(url: str, name: str, root: Path) -> requests.Response:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def ok() -> requests.Response | None:
         try:
             response = requests.get(url, timeout=2)
-            if response.status_code == 200:
-                return response
         except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    logs = pm.podman("logs", name, root=root, check=False)
-    raise AssertionError(f"{url} never answered 200:\n{logs.stdout}{logs.stderr}")
+            return None
+        return response if response.status_code == 200 else None
+
+    try:
+        return wait_until(ok, 30, f"{url} answering 200", interval=0.3)
+    except TimeoutError as error:
+        logs = pm.podman("logs", name, root=root, check=False)
+        raise AssertionError(f"{error}:\n{logs.stdout}{logs.stderr}") from None
 
 
 def test_registry_test_image_stores_pushes(

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.images import podman as pm
-from tests.images.conftest import record
-
-pytestmark = pytest.mark.images
+from tests.images.measurements import record
+from tests.support import podman as pm
+from tests.support.wait import wait_until
 
 
 @pytest.mark.parametrize("service", pm.SERVICES)
@@ -95,14 +94,10 @@ def test_dev_file_sync_into_a_writable_copy_of_app(
     )
     assert sync.returncode == 0, sync.stderr.decode()
 
-    deadline = time.monotonic() + 30
-    text = ""
-    while time.monotonic() < deadline:
+    def synced() -> bool:
         try:
-            text = requests.get(url + "/", timeout=2).text
+            return requests.get(url + "/", timeout=2).text.startswith("Hello, synced world!")
         except requests.RequestException:
-            text = ""
-        if text.startswith("Hello, synced world!"):
-            break
-        time.sleep(0.5)
-    assert text.startswith("Hello, synced world!"), f"reload did not pick up the sync: {text!r}"
+            return False
+
+    wait_until(synced, 30, "the reload picking up the synced file", interval=0.5)

@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.images import podman as pm
-from tests.images.conftest import record
-
-pytestmark = pytest.mark.images
+from tests.images.measurements import record
+from tests.support import podman as pm
+from tests.support.numbers import find_duplicates
 
 HASHES = ("hash-1", "hash-2", "hash-lb")
 
@@ -112,8 +111,8 @@ def ask(session: requests.Session, url: str, role: str) -> Answer:
 
 
 def distinct(numbers: list[int]) -> None:
-    duplicates = len(numbers) - len(set(numbers))
-    assert duplicates == 0, f"{duplicates} numbers handed out twice"
+    twice = find_duplicates(numbers)
+    assert not twice, f"{len(twice)} numbers handed out more than once: {sorted(twice)[:10]}"
 
 
 def test_hash_answers_with_correct_sha256(stack: Stack) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import urllib3
 
+from tests.support.numbers import find_duplicates
+
 
 @dataclass
 class Results:
@@ -18,7 +20,7 @@ class Results:
     slowest: float = 0.0
 
     def duplicates(self) -> list[int]:
-        return [n for n, times in Counter(self.numbers).items() if times > 1]
+        return sorted(find_duplicates(self.numbers))
 
 
 def number_of(body: bytes) -> int:

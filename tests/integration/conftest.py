@@ -1,22 +1,23 @@
-"""Real etcd and real gunicorn processes on 127.0.0.1, on free ports, torn down after each test."""
+"""Fixtures (only): real etcd and real gunicorn processes on 127.0.0.1, on held free ports, torn
+down after each test (tests/support/stack.py)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from localstack import EtcdMember, Service, etcd_cluster, free_port, start_etcd_cluster
+from tests.support.stack import (
+    EtcdMember,
+    Service,
+    Services,
+    etcd_cluster,
+    require_etcd,
+    start_etcd_cluster,
+)
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _needs_etcd() -> None:
-    if shutil.which("etcd") is None:
-        pytest.fail("etcd is not installed: `make test` installs Debian's etcd-server")
+_needs_etcd = pytest.fixture(autouse=True)(require_etcd)
 
 
 @pytest.fixture
@@ -32,19 +33,9 @@ StartService = Callable[..., Service]
 
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[StartService]:
-    started: list[Service] = []
-
-    def start(service: str, name: str | None = None, wait: bool = True, **env: str) -> Service:
-        name = name or f"{service}{len(started)}"
-        process = Service(
-            name, tmp_path / f"{name}.log", service=service, port=free_port(), env=dict(env)
-        )
-        started.append(process)
-        return process.start(wait=wait)
-
-    yield start
-    for process in reversed(started):
-        process.stop(timeout=10)
+    services = Services(tmp_path)
+    yield services.start
+    services.stop_all()
 
 
 @pytest.fixture

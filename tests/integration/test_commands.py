@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from localstack import Service, free_port, http_get, wait_until_answers
+from localstack import Service, held_port, http_get, wait_until_answers
 
 
 def run_command(tmp_path: Path, name: str, argv: list[str], **env: str) -> Service:
     # A Service whose command line is given: start it like the seed did.
     process = Service(name, tmp_path / f"{name}.log", port=0)
-    process._spawn(argv, {**os.environ, "HOST": "127.0.0.1", **env})
+    process.spawn(argv, {**os.environ, "HOST": "127.0.0.1", **env})
     return process
 
 
 def test_seed_command_lines_serve(tmp_path: Path, etcd) -> None:
-    hello_port, persistence_port, hash_port = free_port(), free_port(), free_port()
+    hello_port, persistence_port, hash_port = held_port(), held_port(), held_port()
     python = sys.executable
     started = [
         run_command(tmp_path, "hello", [python, "-m", "hashstack.hello", str(hello_port)]),
@@ -53,7 +53,7 @@ def test_seed_command_lines_serve(tmp_path: Path, etcd) -> None:
 
 
 def test_plain_gunicorn_serves_the_factory(tmp_path: Path) -> None:
-    port = free_port()
+    port = held_port()
     process = run_command(
         tmp_path,
         "plain",
@@ -110,7 +110,7 @@ def test_memory_store_warns_and_runs_one_worker(tmp_path: Path) -> None:
         "memory",
         tmp_path / "memory.log",
         service="persistence",
-        port=free_port(),
+        port=held_port(),
         env={"STORE": "memory", "WEB_CONCURRENCY": "4"},
     )
     process.start()

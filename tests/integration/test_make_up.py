@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from localstack import ROOT, free_port, http_get
+from localstack import ROOT, held_port, http_get
+from tests.support.wait import wait_until
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -27,7 +28,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     data = tmp_path / "up"
-    ports = {name: free_port() for name in ("hello", "persistence", "hash", "etcd", "etcd-peer")}
+    ports = {name: held_port() for name in ("hello", "persistence", "hash", "etcd", "etcd-peer")}
     args = " ".join(f"--{name}-port {port}" for name, port in ports.items())
     make = subprocess.Popen(
         ["make", "--no-print-directory", "up", f"UP_ARGS=--data {data} {args}"],
@@ -59,8 +60,8 @@ def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         os.killpg(make.pid, signal.SIGINT)
         rest, _ = make.communicate(timeout=60)
     assert "stopped" in rest
-    time.sleep(0.5)
-    assert processes_mentioning(str(data)) == []
+    # make returns when localstack has reaped its groups; a child may take a moment to vanish.
+    wait_until(lambda: processes_mentioning(str(data)) == [], 10, "every process of `make up` gone")
     for port in ports.values():
         try:
             http_get(f"http://127.0.0.1:{port}/", timeout=1)

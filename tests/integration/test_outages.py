@@ -6,7 +6,7 @@ import json
 import signal
 import time
 
-from localstack import free_port, http_get, wait_until_answers
+from localstack import held_port, http_get, wait_until_answers
 
 from .clients import hammer
 
@@ -70,7 +70,7 @@ def test_hash_answers_503_when_persistence_is_down_or_hung(etcd, start_service) 
 
 
 def test_a_dead_first_etcd_endpoint_is_skipped(etcd, start_service) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{held_port()}"
     persistence = start_service(
         "persistence", ETCD_ENDPOINTS=f"{dead},{etcd.client_url}", BLOCK_SIZE="1"
     )

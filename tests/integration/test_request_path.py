@@ -6,9 +6,10 @@ import hashlib
 import json
 import signal
 import threading
-import time
 
 from localstack import http_get
+from tests.support.net import unread_bytes_to
+from tests.support.wait import wait_until
 
 
 def test_hash_answers_number_and_independent_sha256(etcd, start_service) -> None:
@@ -30,16 +31,12 @@ def test_request_id_is_echoed_and_logged_by_persistence(etcd, start_service) -> 
     hashing = start_service("hash", PERSISTENCE_URL=persistence.url)
     _, _, headers = http_get(f"{hashing.url}/", headers={"X-Request-ID": "req-from-test-42"})
     assert headers["X-Request-ID"] == "req-from-test-42"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [
-            json.loads(line) for line in persistence.log_text().splitlines() if line.startswith("{")
-        ]
-        access = [line for line in lines if line.get("request_id") == "req-from-test-42"]
-        if access:
-            break
-        time.sleep(0.1)
-    assert access, "persistence never logged the request id"
+
+    def logged() -> list[dict[str, object]]:
+        lines = [json.loads(ln) for ln in persistence.log_text().splitlines() if ln.startswith("{")]
+        return [line for line in lines if line.get("request_id") == "req-from-test-42"]
+
+    access = wait_until(logged, 10, "persistence logging the request id")
     assert access[0]["path"] == "/"
     assert access[0]["status"] == 200
     assert access[0]["logger"] == "hashstack.access"
@@ -54,9 +51,12 @@ def test_sigterm_lets_in_flight_requests_finish(etcd, start_service) -> None:
         target=lambda: answers.append(http_get(f"{hashing.url}/", timeout=15)[:2])
     )
     caller.start()
-    time.sleep(0.5)
+    # In flight, provably: hash's call sits unread in the stopped persistence's socket.
+    wait_until(lambda: unread_bytes_to(persistence.port), 10, "hash's call reaching persistence")
     hashing.signal(signal.SIGTERM)  # shutdown begins while the request is in flight
-    time.sleep(0.5)
+    # gunicorn's master logs the signal before its workers start their graceful exit.
+    wait_until(lambda: "Handling signal: term" in hashing.log_text(), 10, "hash's SIGTERM")
+    assert caller.is_alive(), "the request finished before shutdown began"
     persistence.signal(signal.SIGCONT)
     caller.join(15)
     assert len(answers) == 1

@@ -1,6 +1,7 @@
 """What Skaffold does with skaffold.yaml, for the parts this project uses, without a skaffold
-binary: profile activation and overlay, JSON patches, the image values it derives from a
-built reference, the `--set`/`-f` arguments it gives helm, and what a Dockerfile target holds.
+binary: profile activation and overlay, JSON patches (jsonpatch), the image values it derives
+from a built reference, the `--set`/`-f` arguments it gives helm, what a Dockerfile target holds
+(dockerfile-parse reads the file) and which files a sync rule or .dockerignore names (pathspec).
 
 Each function follows the behaviour of Skaffold v2 (schema skaffold/v4beta14); anything this
 model does not know raises, so a new kind of field in skaffold.yaml cannot slip through.
@@ -13,6 +14,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import jsonpatch
+import jsonpointer
+import pathspec
+from dockerfile_parse import DockerfileParser
 
 # --- profiles --------------------------------------------------------------------------------
 
@@ -55,32 +61,14 @@ def _overlay(base: Any, over: Any, path: tuple[str, ...]) -> Any:
     return merged
 
 
-def patch_path(path: str) -> list[str]:
-    """A JSON pointer's segments (RFC 6901 escapes undone)."""
-    if not path.startswith("/"):
-        raise ValueError(f"patch path must start with /: {path!r}")
-    return [seg.replace("~1", "/").replace("~0", "~") for seg in path[1:].split("/")]
-
-
 def is_path_stable(path: str) -> bool:
     """No array index and no `-` (append): the path names the same thing whatever the order."""
-    return not any(seg.isdigit() or seg == "-" for seg in patch_path(path))
+    return not any(seg.isdigit() or seg == "-" for seg in jsonpointer.JsonPointer(path).parts)
 
 
 def _apply_patch(config: dict[str, Any], patch: dict[str, Any]) -> None:
-    op = patch.get("op", "replace")
-    *parents, last = patch_path(patch["path"])
-    node: Any = config
-    for seg in parents:
-        node = node[int(seg)] if isinstance(node, list) else node[seg]
-    if op == "remove":
-        del node[last]
-    elif op in ("add", "replace"):
-        if op == "replace" and last not in node:
-            raise KeyError(f"replace of a missing key: {patch['path']}")
-        node[last] = copy.deepcopy(patch["value"])
-    else:
-        raise NotImplementedError(f"patch op {op!r} is not modelled")
+    # Skaffold's profile patches are RFC 6902 operations whose op defaults to "replace".
+    jsonpatch.apply_patch(config, [{"op": "replace", **patch}], in_place=True)
 
 
 def regex_equal(expected: str, actual: str) -> bool:
@@ -239,22 +227,6 @@ class Stage:
     workdir: str = "/"
 
 
-def _logical_lines(text: str) -> list[str]:
-    lines, current = [], ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    return lines
-
-
 def _env_pairs(rest: str) -> dict[str, str]:
     return dict(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|\S+)", rest))
 
@@ -263,9 +235,10 @@ def parse_dockerfile(path: Path) -> dict[str, Stage]:
     """Stages by name (unnamed stages by index) with their COPY, ENV and WORKDIR lines."""
     stages: dict[str, Stage] = {}
     current: Stage | None = None
-    for line in _logical_lines(path.read_text()):
-        instr, _, rest = line.partition(" ")
-        instr = instr.upper()
+    # dockerfile-parse joins continued lines and drops comments; env_replace=False keeps $ARGs.
+    parser = DockerfileParser(str(path), env_replace=False)
+    for entry in parser.structure:
+        instr, rest = entry["instruction"].upper(), entry["value"]
         if instr == "FROM":
             words = rest.split()
             words = [w for w in words if not w.startswith("--")]
@@ -316,57 +289,24 @@ def context_file_in_stage(stages: dict[str, Stage], stage: str, rel: str) -> set
 # --- file patterns ---------------------------------------------------------------------------
 
 
-def _glob_regex(pattern: str, *, doublestar_dirs: bool) -> str:
-    """A glob as a regex: `*` and `?` stay inside one path component, `[...]` is a class;
-    `**/` (when doublestar_dirs) spans any number of directories, zero included."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if doublestar_dirs and pattern.startswith("**/", i):
-            out += "(?:[^/]+/)*"
-            i += 3
-        elif pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        elif pattern[i] == "[":
-            end = pattern.index("]", i)
-            out += pattern[i : end + 1]
-            i = end + 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return out
+def _anchored(pattern: str) -> str:
+    """A pattern matched from the context's root (gitwildmatch matches a bare name anywhere)."""
+    negate = pattern.startswith("!")
+    body = pattern.lstrip("!").strip()
+    return ("!" if negate else "") + "/" + body.lstrip("/")
 
 
 def doublestar_match(pattern: str, rel: str) -> bool:
     """doublestar.PathMatch, as Skaffold matches a sync rule's src against a file's path
-    relative to the artifact's context."""
-    return re.fullmatch(_glob_regex(pattern, doublestar_dirs=True), rel) is not None
+    relative to the artifact's context: `*` within one directory, `**/` across any number."""
+    return pathspec.PathSpec.from_lines("gitignore", [_anchored(pattern)]).match_file(rel)
 
 
 def dockerignored(ignore_file: Path, rel: str) -> bool:
     """moby's patternmatcher: a file is out when it or a parent directory matches the last
-    matching pattern, and that pattern is not an exception (`!`)."""
+    matching pattern, and that pattern is not an exception (`!`); patterns start at the root."""
     if not ignore_file.exists():
         return False
-    rules = []
-    for line in ignore_file.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        pat = str(PurePosixPath(line.lstrip("!").strip("/")))
-        rules.append((negate, re.compile(_glob_regex(pat, doublestar_dirs=False) + "$")))
-    parts = rel.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    excluded = False
-    for negate, regex in rules:
-        if any(regex.match(p) for p in prefixes):
-            excluded = not negate
-    return excluded
+    lines = [line.strip() for line in ignore_file.read_text().splitlines()]
+    rules = [_anchored(line) for line in lines if line and not line.startswith("#")]
+    return pathspec.PathSpec.from_lines("gitignore", rules).match_file(rel)

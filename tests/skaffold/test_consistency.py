@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.skaffold import model
-from tests.skaffold.conftest import (
+from tests.skaffold.scenarios import (
     ROOT,
     SCENARIO_IDS,
     SCENARIOS,
@@ -21,8 +21,6 @@ from tests.skaffold.conftest import (
     pod_spec,
     template_args,
 )
-
-pytestmark = pytest.mark.chart
 
 IMAGE_KEYS = ("IMAGE_DOMAIN", "IMAGE_REPO_NO_DOMAIN", "IMAGE_REPO", "IMAGE_TAG", "IMAGE_DIGEST")
 IMAGE_KEYS += ("IMAGE_FULLY_QUALIFIED",)

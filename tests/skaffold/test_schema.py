@@ -1,25 +1,24 @@
-"""skaffold.yaml against Skaffold's official JSON schema for skaffold/v4beta14, read from
-../shared/schemas beside the repository (never copied into it)."""
+"""skaffold.yaml against Skaffold's official JSON schema for skaffold/v4beta14: from
+../shared/schemas beside the repository (never copied into it) or, on a CI runner, from the
+skaffold binary itself (tests/support/schemas.py)."""
 
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import jsonschema
 import pytest
 
-from tests.skaffold.conftest import SCHEMA
-
-pytestmark = pytest.mark.chart
+from tests.support.schemas import skaffold_schema
 
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft7Validator:
-    if not SCHEMA.exists():
-        pytest.skip(f"Skaffold's schema is not at {SCHEMA} (the shared schemas folder is absent)")
-    schema = json.loads(SCHEMA.read_text())
+    found = skaffold_schema()
+    if found is None:
+        pytest.skip("no Skaffold schema: neither ../shared/schemas nor a skaffold binary here")
+    schema, _ = found
     jsonschema.Draft7Validator.check_schema(schema)
     return jsonschema.Draft7Validator(schema)
 

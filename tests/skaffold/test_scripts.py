@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from tests.skaffold import model
-from tests.skaffold.conftest import ROOT, containers, helm, parse_docs
-
-pytestmark = pytest.mark.chart
+from tests.skaffold.scenarios import ROOT, containers, helm, parse_docs
 
 SERVICES = ("hello", "persistence", "hash")
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}

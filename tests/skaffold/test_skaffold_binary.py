@@ -13,9 +13,7 @@ import pytest
 import yaml
 
 from tests.skaffold import model
-from tests.skaffold.conftest import ROOT, containers, parse_docs
-
-pytestmark = pytest.mark.chart
+from tests.skaffold.scenarios import ROOT, containers, parse_docs
 
 SERVICES = ("hello", "persistence", "hash")
 

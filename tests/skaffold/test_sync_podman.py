@@ -8,54 +8,26 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import subprocess
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
 import requests
 
-from tests.images.podman import env as podman_env
-from tests.skaffold.conftest import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
+from tests.skaffold.scenarios import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
+from tests.support.podman import podman_bytes as podman
+from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.images, pytest.mark.slow]
-
-
-def podman(
-    *args: str, data: bytes | None = None, check: bool = True
-) -> subprocess.CompletedProcess[bytes]:
-    # Bytes in and out (a tar on stdin), in the environment the images rung uses.
-    result = subprocess.run(
-        ["podman", *args], input=data, capture_output=True, env=podman_env(), timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)}: {result.stderr.decode()[-2000:]}")
-    return result
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def hello_image() -> Iterator[str]:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (ci/install-deps.sh installs it)")
-    if podman("info", check=False).returncode != 0:
-        pytest.skip("podman cannot run containers here")
-    tag = f"skaffold-sync-{uuid.uuid4().hex[:8]}"
-    build = subprocess.run(
-        [str(ROOT / "ci" / "images.sh"), "build", "hello"],
-        cwd=ROOT,
-        env={**os.environ, "TAG": tag},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    ref = f"localhost/hashstack/hello:{tag}"
-    yield ref
-    podman("rmi", ref, check=False)
+def hello_image(images: dict[str, str]) -> str:
+    """The session's hello image (tests/conftest.py): `make test` builds it once for both
+    this test and the images rung; OFFLINE=0 (the workflow) builds it the online way."""
+    return images["hello"]
 
 
 def skaffold_tar(files: dict[str, bytes]) -> bytes:
@@ -72,21 +44,22 @@ def skaffold_tar(files: dict[str, bytes]) -> bytes:
 
 
 def wait_for(url: str, text: str, name: str, timeout: float = 45) -> float:
+    """Seconds until `url` answers 200 with exactly `text`; the container's log on failure."""
     start = time.monotonic()
-    last = ""
-    while time.monotonic() - start < timeout:
+
+    def says_it() -> bool:
         try:
             answer = requests.get(url, timeout=2)
-            last = answer.text
-            if answer.status_code == 200 and answer.text == text:
-                return time.monotonic() - start
-        except requests.RequestException as error:
-            last = str(error)
-        time.sleep(0.25)
-    logs = podman("logs", name, check=False)
-    raise AssertionError(
-        f"{url} never said {text!r} (last: {last!r}):\n{logs.stderr.decode()[-3000:]}"
-    )
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200 and answer.text == text
+
+    try:
+        wait_until(says_it, timeout, f"{url} saying {text!r}", interval=0.25)
+    except TimeoutError as error:
+        logs = podman("logs", name, check=False)
+        raise AssertionError(f"{error}:\n{logs.stderr.decode()[-3000:]}") from None
+    return time.monotonic() - start
 
 
 def test_synced_source_is_served_after_reload(applied: ApplyFn, hello_image: str, tmp_path: Path):

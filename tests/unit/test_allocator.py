@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from hashstack.allocator import BlockAllocator
 from hashstack.counter import StoreUnavailable
 from hashstack.memory_counter import MemoryCounter
+from tests.support.wait import wait_until
 
 
 class FlakyCounter(MemoryCounter):
@@ -83,10 +83,7 @@ def test_reserves_the_next_block_ahead_at_half_a_block() -> None:
     assert [allocator.next_number() for _ in range(4)] == [1, 2, 3, 4]
     assert counter.reservations == 1
     assert allocator.next_number() == 5  # half the block gone: the next one is on its way
-    deadline = time.monotonic() + 5
-    while counter.reservations < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert counter.reservations == 2
+    wait_until(lambda: counter.reservations == 2, 10, "the block reserved ahead")
     counter.down = True  # the block reserved ahead still serves
     assert [allocator.next_number() for _ in range(15)] == list(range(6, 21))
     with pytest.raises(StoreUnavailable):
@@ -99,5 +96,7 @@ def test_block_size_one_never_reserves_ahead() -> None:
     counter = FlakyCounter()
     allocator = BlockAllocator(counter, block_size=1)
     assert [allocator.next_number() for _ in range(3)] == [1, 2, 3]
-    time.sleep(0.05)
     assert counter.reservations == 3
+    # Nothing was scheduled in the background, so nothing can reserve later either.
+    assert allocator._next is None
+    assert allocator._executor is None

@@ -1,0 +1,65 @@
+"""What the chart rung's tests share besides fixtures: the chart's values files, the Helm
+majors and Kubernetes versions it is rendered for, and its values merged as Helm merges them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.helm import installed_helms, parse_docs, run_helm
+from tests.support.paths import CHART, ROOT
+
+__all__ = [
+    "APP_VERSION", "BAD_VALUES", "CHART", "CHART_VERSION", "CI_VALUES", "HELMS", "KUBE_VERSIONS",
+    "NAMESPACE", "RELEASE", "ROOT", "RenderFn", "ci_values_file", "installed_helms", "parse_docs",
+    "run_helm", "values_of",
+]  # fmt: skip
+
+# The release version (ci/version.py keeps every other place in step with it).
+CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
+CHART_VERSION = str(CHART_META["version"])
+APP_VERSION = str(CHART_META["appVersion"])
+# Scenario names: ci/<name>-values.yaml (chart-testing installs these) and
+# ci/<name>-lint.yaml (linted and rendered only: they cannot run on kind).
+CI_SUFFIXES = ("-values.yaml", "-lint.yaml")
+CI_VALUES = sorted(
+    p.name.removesuffix(suffix)
+    for p in (CHART / "ci").glob("*.yaml")
+    for suffix in CI_SUFFIXES
+    if p.name.endswith(suffix)
+)
+BAD_VALUES = sorted((Path(__file__).parent / "bad-values").glob("*.yaml"))
+RELEASE = "hashstack"
+NAMESPACE = "hashstack"
+KUBE_VERSIONS = ("1.30.0", "1.32.0", "1.35.0")
+# The workflow's chart matrix runs each Helm major on its own (HELM_MAJOR=3 or 4);
+# without it, every test runs with both.
+HELMS = {"3": ("helm3",), "4": ("helm",)}.get(os.environ.get("HELM_MAJOR", ""), ("helm", "helm3"))
+
+
+RenderFn = Callable[..., list[dict[str, Any]]]
+
+
+def ci_values_file(name: str) -> Path:
+    """The file of scenario `name` in charts/hashstack/ci/."""
+    (path,) = [p for s in CI_SUFFIXES if (p := CHART / "ci" / f"{name}{s}").is_file()]
+    return path
+
+
+def values_of(name: str) -> dict[str, Any]:
+    """The chart's values.yaml merged with ci/<name>.yaml (maps merge, the rest replaces)."""
+
+    def merge(base: Any, over: Any) -> Any:
+        if isinstance(base, dict) and isinstance(over, dict):
+            out = dict(base)
+            for key, value in over.items():
+                out[key] = merge(base.get(key), value)
+            return out
+        return over
+
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    return merge(base, yaml.safe_load(ci_values_file(name).read_text()) or {})

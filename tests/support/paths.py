@@ -1,0 +1,18 @@
+"""Where things are: the repository, its chart, workflow, tools and the shared schemas."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "hashstack"
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+# JSON schemas shared beside the repository (never copied into it); the tests prefer these and
+# fall back to the copies check-jsonschema ships (tests/support/schemas.py).
+SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
+
+
+def tools_bin() -> Path:
+    """helm, helm3 and kubectl from ci/install-tools.sh."""
+    return Path(os.environ.get("HASHSTACK_CACHE", ROOT / ".cache")) / "bin"

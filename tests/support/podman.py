@@ -1,0 +1,154 @@
+"""The one podman runner: thin helpers over the podman command line (real podman, no API
+client), in the environment ci/env.sh gives (CONTAINERS_CONF)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("hello", "persistence", "hash")
+# ci/images.sh honours BASE_IMAGE too (a second base, e.g. to time a cold build).
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/hashstack-base/python:3.11-bookworm")
+ETCD_TEST_IMAGE = "localhost/hashstack-test/etcd:local"
+REGISTRY_TEST_IMAGE = "localhost/hashstack-test/registry:local"
+
+
+def env() -> dict[str, str]:
+    """The environment ci/env.sh gives: above all CONTAINERS_CONF (runc, cgroupfs, ulimits)."""
+    result = dict(os.environ)
+    result["HASHSTACK_ROOT"] = str(ROOT)
+    result.setdefault("HASHSTACK_CACHE", str(ROOT / ".cache"))
+    result["CONTAINERS_CONF"] = str(ROOT / "ci" / "containers.conf")
+    return result
+
+
+def podman(
+    *args: str, check: bool = True, timeout: float = 120, root: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs podman; `root` selects a separate image store (a clean pull)."""
+    store: list[str] = []
+    if root is not None:
+        store = ["--root", str(root / "storage"), "--runroot", str(root / "run")]
+    result = subprocess.run(
+        ["podman", *store, *args],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"podman {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def podman_bytes(
+    *args: str, data: bytes | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    """podman with bytes in and out (a tar on stdin, an archive out)."""
+    result = subprocess.run(
+        ["podman", *args], input=data, capture_output=True, env=env(), timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)}: {result.stderr.decode()[-2000:]}")
+    return result
+
+
+def script(*args: str, extra_env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    """Runs a project script (ci/...) and returns its output; fails with the output shown."""
+    result = subprocess.run(
+        list(args),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env(), **(extra_env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{output[-6000:]}")
+    return output
+
+
+def inspect_image(ref: str, root: Path | None = None) -> dict[str, Any]:
+    data: list[dict[str, Any]] = json.loads(podman("image", "inspect", ref, root=root).stdout)
+    return data[0]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def run_container(
+    image: str,
+    name: str,
+    *,
+    network: str | None = None,
+    aliases: Sequence[str] = (),
+    environment: dict[str, str] | None = None,
+    publish: bool = True,
+    extra: Sequence[str] = (),
+    command: Sequence[str] = (),
+    root: Path | None = None,
+    read_only: bool = True,
+) -> str:
+    """Starts a detached container the way the chart runs it: read-only root, /tmp a tmpfs."""
+    args = ["run", "--detach", "--name", name]
+    if read_only:
+        args += ["--read-only", "--tmpfs", "/tmp:rw,size=64m"]
+    if network:
+        args += ["--network", network]
+        args += [f"--network-alias={alias}" for alias in aliases]
+    if publish:
+        args += ["--publish", "127.0.0.1::8080"]
+    for key, value in (environment or {}).items():
+        args += ["--env", f"{key}={value}"]
+    podman(*args, *extra, image, *command, root=root)
+    return name
+
+
+def published_url(name: str, port: int = 8080) -> str:
+    """http://127.0.0.1:<host port> for the container port published on loopback."""
+    out = podman("port", name, f"{port}/tcp").stdout.strip().splitlines()[0]
+    host, _, host_port = out.rpartition(":")
+    return f"http://{host}:{host_port}"
+
+
+def wait_http(url: str, name: str, timeout: float = 30) -> requests.Response:
+    """Polls url until it answers 200; on failure the container's log is in the message."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=2)
+            if response.status_code == 200:
+                return response
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        except requests.RequestException as error:
+            last = str(error)
+        state = podman("inspect", "--format", "{{.State.Status}}", name, check=False).stdout
+        if state.strip() == "exited":
+            break
+        time.sleep(0.3)
+    logs = podman("logs", name, check=False)
+    raise AssertionError(
+        f"{url} never answered 200 ({last}); {name} log:\n{logs.stdout}{logs.stderr}"
+    )
+
+
+def remove_containers(*names: str) -> None:
+    for name in names:
+        podman("rm", "--force", "--time", "2", name, check=False)
