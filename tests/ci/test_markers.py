@@ -66,7 +66,7 @@ def test_etcd_marks_every_test_that_starts_etcd(collected: dict[str, set[str]]) 
     assert under(collected, "integration", "faults", "fuzz") <= etcd
     assert not etcd & under(collected, "unit", "images", "ci", "skaffold")
     # The chart rung's etcd entrypoint runs real etcd members.
-    assert any("test_subchart_etcd.py::test_entrypoint" in t for t in etcd)
+    assert any("test_etcd_membership.py::test_one_to_three_to_one" in t for t in etcd)
 
 
 def test_podman_marks_images_and_the_sync_test_only(collected: dict[str, set[str]]) -> None:
