@@ -308,7 +308,13 @@ def test_service_wiring(values: str, render: RenderFn) -> None:
     def env(service: str) -> dict[str, str]:
         return named(objects, "ConfigMap", f"{RELEASE}-{service}")["data"]
 
-    assert env("hash")["PERSISTENCE_URL"] == f"http://{RELEASE}-persistence:80"
+    if merged["persistence"]["service"]["headless"]:
+        # Every ready pod's address, on the container port: hash spreads its calls over them.
+        headless = named(objects, "Service", f"{RELEASE}-persistence-headless")["spec"]
+        assert headless["clusterIP"] == "None"
+        assert env("hash")["PERSISTENCE_URL"] == f"http://{RELEASE}-persistence-headless:8080"
+    else:
+        assert env("hash")["PERSISTENCE_URL"] == f"http://{RELEASE}-persistence:80"
     if merged["etcd"]["enabled"]:
         assert env("persistence")["ETCD_ENDPOINTS"] == f"http://{RELEASE}-etcd:2379"
     else:
