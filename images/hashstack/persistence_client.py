@@ -36,10 +36,12 @@ from .config import host_port
 _CONNECTION_ERRORS = (NewConnectionError, ProtocolError)
 
 # A pooled connection is closed after this many calls or seconds, whichever comes first, and the
-# next call connects anew. 100 calls cost one connect per 100 (keep-alive keeps ~99% of its
-# gain); 3 s bounds how long a new replica waits for traffic at low load, and stays below
-# gunicorn's 5 s keep-alive, so the client never reuses a connection the server is closing.
-MAX_REQUESTS_PER_CONNECTION = 100
+# next call connects anew. Measured (docs/scaling.md): at 20 calls persistence's two workers
+# split 51-52/48 under hash's load (100 calls: up to 62/38; unbounded: up to 99/1), and one
+# connect per 20 calls keeps nearly all of keep-alive's gain. 3 s bounds how long a new replica
+# waits for traffic at low load, and stays below gunicorn's 5 s keep-alive, so the client never
+# reuses a connection the server is about to close.
+MAX_REQUESTS_PER_CONNECTION = 20
 MAX_CONNECTION_AGE = 3.0
 
 
