@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from typing import Any
 
@@ -61,6 +62,33 @@ control_socket_disable = True
 # The worker heartbeat belongs in memory, not on the (possibly read-only) disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 proc_name = "hashstack"
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # gunicorn binds a new worker's SO_REUSEPORT socket right after the fork, seconds before the
+    # app is loaded: the kernel would queue its share of new connections where nobody accepts
+    # (after a worker was killed, callers timed out for as long as the new one took to boot).
+    # Close it here and listen only once the app can answer (post_worker_init).
+    if _per_worker_sockets(worker.cfg):
+        for listener in worker.sockets:
+            listener.close()
+        worker.sockets = []
+
+
+def post_worker_init(worker: Any) -> None:
+    if _per_worker_sockets(worker.cfg):
+        from gunicorn import sock, util
+
+        worker.sockets = sock.create_sockets(worker.cfg, worker.log)
+        for listener in worker.sockets:
+            util.close_on_exec(listener)
+        worker.wait_fds = [*worker.sockets, worker.PIPE[0]]
+
+
+def _per_worker_sockets(cfg: Any) -> bool:
+    # The setting gunicorn runs with, not this module's: a config that imports this one and
+    # turns reuse_port off (benchmarks/baseline_gunicorn.py) shares the master's socket.
+    return bool(cfg.reuse_port) and hasattr(socket, "SO_REUSEPORT")
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.oci_registry import Registry, running_registry
+from tests.support.registry import Registry, running_registry
 
 from .rendering import CHART, HELMS, NAMESPACE, RELEASE, ci_values_file, parse_docs, run_helm
 

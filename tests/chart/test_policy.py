@@ -97,14 +97,23 @@ def test_probes_and_resources(values: str, render: RenderFn) -> None:
 
 @pytest.mark.parametrize("values", CI_VALUES)
 def test_service_probes_use_healthz_and_readyz(values: str, render: RenderFn) -> None:
+    """Liveness never asks a dependency. persistence's readiness follows etcd (/readyz); hash
+    asks persistence (/readyz) only to start, then stays ready on /healthz, so no outage
+    behind it can take hash out of its Service (docs/readiness.md)."""
     objects = render(values)
     merged = values_of(values)
+    paths = {  # (startup, liveness, readiness)
+        "hello": ("/healthz", "/healthz", "/readyz"),
+        "persistence": ("/healthz", "/healthz", "/readyz"),
+        "hash": ("/readyz", "/healthz", "/healthz"),
+    }
     for service in SERVICES:
         deployment = named(objects, "Deployment", f"{RELEASE}-{service}")
         c = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        startup, liveness, readiness = paths[service]
+        assert c["startupProbe"]["httpGet"] == {"path": startup, "port": "http"}
+        assert c["livenessProbe"]["httpGet"] == {"path": liveness, "port": "http"}
+        assert c["readinessProbe"]["httpGet"] == {"path": readiness, "port": "http"}
         assert c["ports"] == [
             {"name": "http", "containerPort": 8080, "protocol": "TCP"},
             {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
@@ -285,7 +294,13 @@ def test_service_wiring(values: str, render: RenderFn) -> None:
     def env(service: str) -> dict[str, str]:
         return named(objects, "ConfigMap", f"{RELEASE}-{service}")["data"]
 
-    assert env("hash")["PERSISTENCE_URL"] == f"http://{RELEASE}-persistence:80"
+    if merged["persistence"]["service"]["headless"]:
+        # Every ready pod's address, on the container port: hash spreads its calls over them.
+        headless = named(objects, "Service", f"{RELEASE}-persistence-headless")["spec"]
+        assert headless["clusterIP"] == "None"
+        assert env("hash")["PERSISTENCE_URL"] == f"http://{RELEASE}-persistence-headless:8080"
+    else:
+        assert env("hash")["PERSISTENCE_URL"] == f"http://{RELEASE}-persistence:80"
     if merged["etcd"]["enabled"]:
         assert env("persistence")["ETCD_ENDPOINTS"] == f"http://{RELEASE}-etcd:2379"
     else:

@@ -29,9 +29,9 @@ import pytest
 import version
 import yaml
 
-from tests.oci_registry import Registry, running_registry
 from tests.support.files import load_yaml
 from tests.support.paths import ROOT, WORKFLOW
+from tests.support.registry import Registry, running_registry
 from tests.support.schemas import workflow_schema
 
 from .test_workflow import SHA_PIN

@@ -99,11 +99,17 @@ class Timeline:
             if recovered is None or recovered > RECOVERY:
                 found.append(f"{injection.name}: no good answer within {RECOVERY:.0f}s")
             # Once recovered, it stays recovered: every answer later in the window is good.
+            # Only answers that came back before the window ended count: a request still in
+            # flight then met the next fault (the next window holds its start, not its cause).
             since = injection.back if injection.back is not None else injection.started
-            later = self.load.between(since + RECOVERY, injection.ended)
+            later = [
+                a
+                for a in self.load.between(since + RECOVERY, injection.ended)
+                if a.started + a.elapsed <= injection.ended
+            ]
             if not later:
                 found.append(
-                    f"{injection.name}: no answer started between {RECOVERY:.0f}s after the "
+                    f"{injection.name}: no answer came back between {RECOVERY:.0f}s after the "
                     "fault and the end of the watch: the stays-recovered check saw nothing"
                 )
             failing = [a.kind for a in later if a.kind != "ok"]

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from tests.chart.k8s import pods
-from tests.images import podman as pm
-from tests.oci_registry import Registry, running_registry
+from tests.support import podman as pm
+from tests.support.registry import Registry, running_registry
 
 pytestmark = pytest.mark.images
 

@@ -19,7 +19,7 @@ import pytest
 from tests.chart.etcd_cluster import FULLNAME, render
 from tests.chart.k8s import named
 from tests.chart.subchart import ETCD, env_of
-from tests.images import podman as pm
+from tests.support import podman as pm
 
 pytestmark = pytest.mark.slow
 

@@ -191,6 +191,23 @@ reach templates as floats, and 1000000 would otherwise become "1e+06").
 {{- printf "http://%s:%d" (include "hashstack.fullname" .) (int $v.service.port) }}
 {{- end }}
 
+{{/* Name of a service's headless Service: one DNS address per ready pod. */}}
+{{- define "hashstack.headlessName" -}}
+{{- printf "%s-headless" (include "hashstack.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The URL another service of the release links to: the headless Service (every pod's
+address, the container port) when `<name>.service.headless`, else the Service's.
+*/}}
+{{- define "hashstack.linkURL" -}}
+{{- $url := include "hashstack.serviceURL" . }}
+{{- if (index .root.Values .name).service.headless }}
+{{- $url = printf "http://%s:%s" (include "hashstack.headlessName" .) (include "hashstack.containerPort" .) }}
+{{- end }}
+{{- $url }}
+{{- end }}
+
 {{/* Whether the etcd client connection uses TLS (in-chart etcd or external). */}}
 {{- define "hashstack.etcdTLS" -}}
 {{- if .Values.etcd.enabled }}
@@ -241,7 +258,7 @@ plus the variables the chart sets itself (which `config` may not repeat).
 {{- $v := index $root.Values .name }}
 {{- $env := dict "PORT" (include "hashstack.containerPort" .) "METRICS_PORT" (include "hashstack.metricsPort" .) }}
 {{- range $var, $target := $v.links | default dict }}
-{{- $_ := set $env $var (include "hashstack.serviceURL" (dict "root" $root "name" $target)) }}
+{{- $_ := set $env $var (include "hashstack.linkURL" (dict "root" $root "name" $target)) }}
 {{- end }}
 {{- if $v.usesEtcd }}
 {{- $_ := set $env "ETCD_ENDPOINTS" (include "hashstack.etcdEndpoints" $root) }}

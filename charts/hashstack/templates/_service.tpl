@@ -11,6 +11,7 @@ Every object of one service, from one set of named templates. Each takes a dict 
 {{- include "hashstack.serviceaccount" . }}
 {{- include "hashstack.deployment" . }}
 {{- include "hashstack.service" . }}
+{{- include "hashstack.headlessService" . }}
 {{- include "hashstack.pdb" . }}
 {{- include "hashstack.hpa" . }}
 {{- include "hashstack.ingress" . }}
@@ -129,7 +130,7 @@ container securityContext under its own, so it stays "restricted" unless it says
 {{/* One HTTP probe on the container's `http` port. */}}
 {{- define "hashstack.probe" -}}
 httpGet:
-  path: {{ .path }}
+  path: {{ default .path .probe.path }}
   port: http
 periodSeconds: {{ .probe.periodSeconds }}
 timeoutSeconds: {{ .probe.timeoutSeconds }}
@@ -329,6 +330,34 @@ spec:
       port: {{ include "hashstack.metricsPort" . }}
       targetPort: metrics
       protocol: TCP
+{{- end }}
+
+{{/*
+`<release>-<name>-headless` when `<name>.service.headless`: DNS answers with the address of
+every ready pod, so a client that connects anew now and then (hash's pool does) spreads its
+calls over all of them and finds a new pod within seconds (docs/scaling.md).
+*/}}
+{{- define "hashstack.headlessService" }}
+{{- $v := index .root.Values .name }}
+{{- if $v.service.headless }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "hashstack.headlessName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "hashstack.serviceLabels" . | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    {{- include "hashstack.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ include "hashstack.containerPort" . }}
+      targetPort: http
+      protocol: TCP
+{{- end }}
 {{- end }}
 
 {{- define "hashstack.pdb" }}

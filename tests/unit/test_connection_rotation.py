@@ -1,0 +1,126 @@
+"""hash's pooled connections to persistence have a bounded life, and each new one starts at the
+next address of persistence's name: calls spread over every replica, and a new one is found."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from hashstack.persistence_client import BoundedResolver, PersistenceClient
+
+
+class Replica:
+    """A persistence stand-in on one loopback address that records each caller's port
+    (http.server, because werkzeug's test server closes every connection)."""
+
+    def __init__(self, address: str, port: int = 0) -> None:
+        self.callers: list[int] = []  # the client port of each call: one per connection
+        replica = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive
+
+            def do_GET(self) -> None:
+                replica.callers.append(self.client_address[1])
+                body = json.dumps({"data": len(replica.callers)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def replicas() -> Iterator[Callable[..., Replica]]:
+    started: list[Replica] = []
+
+    def start(address: str, port: int = 0) -> Replica:
+        started.append(Replica(address, port))
+        return started[-1]
+
+    yield start
+    for replica in started:
+        replica.close()
+
+
+def resolver_of(addresses: list[str]) -> BoundedResolver:
+    """A name whose addresses are whatever `addresses` holds at lookup time (like DNS)."""
+
+    def lookup(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        return [(0, 0, 0, "", (address, port)) for address in list(addresses)]
+
+    return BoundedResolver(lookup)
+
+
+def test_a_connection_carries_at_most_max_uses_calls(replicas) -> None:  # type: ignore[no-untyped-def]
+    replica = replicas("127.0.0.1")
+    client = PersistenceClient(
+        f"http://127.0.0.1:{replica.port}", timeout=2, pool_size=1, max_uses=3, max_age=60
+    )
+    for _ in range(10):
+        client.next_number("req")
+    per_connection = Counter(replica.callers)
+    assert sorted(per_connection.values()) == [1, 3, 3, 3], per_connection
+
+
+def test_an_unbounded_pool_keeps_one_connection(replicas) -> None:  # type: ignore[no-untyped-def]
+    replica = replicas("127.0.0.1")
+    client = PersistenceClient(
+        f"http://127.0.0.1:{replica.port}", timeout=2, pool_size=1, max_uses=10**9, max_age=60
+    )
+    for _ in range(10):
+        client.next_number("req")
+    assert len(set(replica.callers)) == 1
+
+
+def test_a_connection_older_than_max_age_is_replaced(replicas) -> None:  # type: ignore[no-untyped-def]
+    replica = replicas("127.0.0.1")
+    client = PersistenceClient(
+        f"http://127.0.0.1:{replica.port}", timeout=2, pool_size=1, max_uses=1000, max_age=0.3
+    )
+    client.next_number("req")
+    client.next_number("req")
+    time.sleep(0.4)
+    client.next_number("req")
+    assert [len(set(replica.callers[:2])), len(set(replica.callers))] == [1, 2]
+
+
+def test_calls_spread_over_every_address_and_reach_a_new_one(replicas) -> None:  # type: ignore[no-untyped-def]
+    first = replicas("127.0.0.1")
+    second = replicas("127.0.0.2", first.port)  # a second replica of the same name and port
+    addresses = ["127.0.0.1"]
+    client = PersistenceClient(
+        f"http://persistence.test:{first.port}",
+        timeout=2,
+        pool_size=1,
+        resolver=resolver_of(addresses),
+        max_uses=5,
+        max_age=60,
+    )
+    for _ in range(10):
+        client.next_number("req")
+    assert (len(first.callers), len(second.callers)) == (10, 0)
+
+    addresses.append("127.0.0.2")  # scale-out: the name now has two addresses
+    for _ in range(40):
+        client.next_number("req")
+    # Connections of 5 calls alternate between the two addresses: 20 calls each.
+    assert (len(first.callers) - 10, len(second.callers)) == (20, 20)
