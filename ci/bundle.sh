@@ -23,10 +23,6 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
 
-die() {
-  echo "bundle: $*" >&2
-  exit 1
-}
 
 ENGINE=${ENGINE:-podman}
 case $ENGINE in

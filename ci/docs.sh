@@ -13,7 +13,6 @@ cd "$HASHSTACK_ROOT"
 
 DIAGRAMS="${DIAGRAMS:-docs/diagrams}"
 
-die() { echo "docs: $*" >&2; exit 1; }
 
 command -v dot >/dev/null || die "dot not found: install graphviz (ci/install-deps.sh does)"
 

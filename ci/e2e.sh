@@ -33,16 +33,6 @@ E2E_MARK="${E2E_MARK:-cluster}"
 DRY_RUN="${DRY_RUN:-0}"
 export TAG HELM
 
-log() { echo "e2e: $*" >&2; }
-die() { log "$*"; exit 1; }
-run() {
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '%q ' "$@"
-    echo
-  else
-    "$@"
-  fi
-}
 
 engine_answers() {
   { command -v docker >/dev/null && docker info >/dev/null 2>&1; } \

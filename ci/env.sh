@@ -9,3 +9,19 @@ export PATH="$VENV/bin:$HASHSTACK_CACHE/bin:$PATH"
 export CONTAINERS_CONF="$HASHSTACK_ROOT/ci/containers.conf"
 # etcd3 0.12 needs protobuf's pure-Python implementation (see images/hashstack/etcd_counter.py).
 export PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python
+
+# Messages and the dry-run switch the ci/ scripts share: "<script>: message" on stderr;
+# with DRY_RUN=1, run prints the command instead of running it.
+log() { echo "${LOG_PREFIX:-$(basename "$0" .sh)}: $*" >&2; }
+die() {
+  log "$*"
+  exit 1
+}
+run() {
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    printf '%q ' "$@"
+    echo
+  else
+    "$@"
+  fi
+}

@@ -23,7 +23,6 @@ BIN="$HASHSTACK_CACHE/bin"
 WORK="$HASHSTACK_CACHE/tools"
 mkdir -p "$BIN" "$WORK"
 
-log() { echo "install-tools: $*" >&2; }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 

@@ -8,7 +8,7 @@ source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
 
 failed=()
-run() {
+lint_step() {
   local name=$1
   shift
   echo "lint: $name"
@@ -35,16 +35,16 @@ scan_rendered_chart() {
 }
 
 mapfile -t scripts < <(shell_scripts)
-run "ruff check" ruff check .
-run "ruff format" ruff format --check .
-run mypy mypy
+lint_step "ruff check" ruff check .
+lint_step "ruff format" ruff format --check .
+lint_step mypy mypy
 # -x -P SCRIPTDIR: follow `source "$(dirname "$0")/env.sh"` next to each script.
-run shellcheck shellcheck -x -P SCRIPTDIR "${scripts[@]}"
-run yamllint yamllint --format parsable .
-run hadolint hadolint images/Dockerfile
+lint_step shellcheck shellcheck -x -P SCRIPTDIR "${scripts[@]}"
+lint_step yamllint yamllint --format parsable .
+lint_step hadolint hadolint images/Dockerfile
 if [ -f charts/hashstack/Chart.yaml ]; then
-  run "helm lint" helm lint --strict charts/hashstack
-  run checkov scan_rendered_chart
+  lint_step "helm lint" helm lint --strict charts/hashstack
+  lint_step checkov scan_rendered_chart
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

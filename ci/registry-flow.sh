@@ -54,19 +54,6 @@ SERVICES=(hello persistence hash)
 NODE_REGISTRY=localhost:5000
 DEFAULT_REPO=$NODE_REGISTRY/hashstack
 
-log() { echo "registry-flow: $*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
-run() {
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '%q ' "$@"
-    echo
-  else
-    "$@"
-  fi
-}
 
 # A namespace whose Pod Security admission enforces LEVEL (warn and audit: restricted).
 namespace_at_level() {

@@ -29,10 +29,6 @@ usage() {
   exit 2
 }
 
-die() {
-  echo "release: $*" >&2
-  exit 1
-}
 
 release_version() { ci/version.sh show; }
 

@@ -12,6 +12,8 @@
 #   KIND_REGISTRY_NAME, KIND_REGISTRY_PORT, KIND_REGISTRY_IMAGE, KIND_KUBECONFIG, ENGINE.
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
+# shellcheck disable=SC2034 # read by log() in ci/env.sh
+LOG_PREFIX=kind-cluster
 cd "$HASHSTACK_ROOT"
 
 # The newest of the workflow's e2e matrix (tests/ci checks they agree).
@@ -28,8 +30,6 @@ REGISTRY_IMAGE="${KIND_REGISTRY_IMAGE:-$DEFAULT_REGISTRY_IMAGE}"
 KUBECONFIG_FILE="${KIND_KUBECONFIG:-$HASHSTACK_CACHE/kind/kubeconfig}"
 CONFIG="${KIND_CONFIG:-ci/kind/cluster.yaml}"
 
-log() { echo "kind-cluster: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 # $ENGINE or kind's provider when set, else docker when its daemon answers, else podman
 # (kind then needs its podman provider).

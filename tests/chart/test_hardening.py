@@ -305,7 +305,8 @@ def test_default_names_are_unchanged_and_overrides_rename_consistently() -> None
         assert ("NetworkPolicy", f"{prefix}-default-deny") in names
         # Links follow the new names; the subcharts keep theirs.
         config = named(objects, "ConfigMap", f"{prefix}-hash")["data"]
-        assert config["PERSISTENCE_URL"] == f"http://{prefix}-persistence:80"
+        assert config["PERSISTENCE_URL"] == f"http://{prefix}-persistence-headless:8080"
+        assert ("Service", f"{prefix}-persistence-headless") in names
         assert ("StatefulSet", f"{RELEASE}-etcd") in names
         assert _model(objects).allows(_pod(objects, "hash"), _pod(objects, "persistence"), 8080)
 
