@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.helm import installed_helms
 from tests.support.paths import ROOT
 
 from .test_cluster_suite import unreachable_kubeconfig
@@ -58,9 +59,7 @@ def find(commands: list[list[str]], *prefix: str) -> list[list[str]]:
 
 def rendered_images(set_args: list[str]) -> dict[str, str]:
     """Container name -> image of every workload `helm template` makes with these arguments."""
-    helm = ROOT / ".cache" / "bin" / "helm"
-    if not helm.exists():
-        pytest.skip("no helm in .cache/bin (ci/install-tools.sh installs it)")
+    helm = installed_helms()["helm"]
     out = subprocess.run(
         [str(helm), "template", "hashstack", "charts/hashstack", *set_args],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
