@@ -330,24 +330,25 @@ def cmd_show(_: argparse.Namespace) -> int:
     return 0
 
 
-@command("check")
-def cmd_check(args: argparse.Namespace) -> int:
-    problems = disagreements(Tree(ROOT), args.tag)
+def report(problems: list[str], ok: Callable[[], str]) -> int:
+    """One line per problem on stderr (exit 1), or what `ok` says on stdout (exit 0)."""
     for problem in problems:
         print(f"version: {problem}", file=sys.stderr)
     if not problems:
-        print(f"version: {chart_version(Tree(ROOT))} everywhere")
+        print(f"version: {ok()}")
     return 1 if problems else 0
+
+
+@command("check")
+def cmd_check(args: argparse.Namespace) -> int:
+    problems = disagreements(Tree(ROOT), args.tag)
+    return report(problems, lambda: f"{chart_version(Tree(ROOT))} everywhere")
 
 
 @command("bump-check")
 def cmd_bump_check(args: argparse.Namespace) -> int:
     found, problems = bump_problems(ROOT, args.base_ref)
-    for problem in problems:
-        print(f"version: {problem}", file=sys.stderr)
-    if not problems:
-        print(f"version: {found}")
-    return 1 if problems else 0
+    return report(problems, lambda: found)
 
 
 @command("set")

@@ -124,7 +124,8 @@ def test_resize_hook_runs_before_upgrades_and_rollbacks() -> None:
     assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "etcd-job"
     assert_restricted(pod["spec"])
     (container,) = pod["spec"]["containers"]
-    script = (ETCD.chart / "files" / "resize.sh").read_text()
+    files = ETCD.chart / "files"
+    script = f"{(files / 'lib.sh').read_text()}\n{(files / 'resize.sh').read_text()}"
     assert container["command"] == ["/bin/sh", "-c", script, "resize"]
     env = env_of(container)
     assert env["REPLICAS"] == "3"
@@ -344,7 +345,7 @@ def test_network_policy_allows_peer_traffic_between_members_only() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["entrypoint.sh", "resize.sh", "backup.sh", "restore-counter.sh", "defrag.sh"]
+    "name", ["lib.sh", "entrypoint.sh", "resize.sh", "backup.sh", "restore-counter.sh", "defrag.sh"]
 )
 def test_scripts_are_shellcheck_clean(name: str) -> None:
     """Checked as bash: the image's /bin/sh is a static bash."""

@@ -9,8 +9,6 @@ set -u
 
 : "${CLUSTER_ENDPOINTS:?}" "${BACKUP_DIR:?}" "${KEEP:?}"
 
-log() { printf 'backup: %s\n' "$*" >&2; }
-
 seq=0
 if [ -f "$BACKUP_DIR/sequence" ]; then read -r seq <"$BACKUP_DIR/sequence"; fi
 file=snapshot-$((seq % KEEP)).db

@@ -32,12 +32,6 @@ data_root=${ETCD_DATA_DIR%/*}
 # Set when a scale down removed this member: the name of the data directory now in use.
 data_pointer=$data_root/data-dir
 
-log() { printf 'entrypoint: %s\n' "$*" >&2; }
-
-# sleep is not a built-in: wait on a pipe that never delivers.
-exec 9<> <(:)
-pause() { read -rt "$1" -u 9 || :; }
-
 ctl() {
   etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=2s --command-timeout=5s "$@"
 }

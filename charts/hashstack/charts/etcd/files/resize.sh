@@ -14,11 +14,6 @@ set -u
 : "${CLUSTER_ENDPOINTS:?}" "${REPLICAS:?}" "${STATEFULSET_NAME:?}"
 : "${MEMBER_PEER_URL_PATTERN:?}" "${SIZE_KEY:?}"
 
-log() { printf 'resize: %s\n' "$*" >&2; }
-
-exec 9<> <(:)
-pause() { read -rt "$1" -u 9 || :; }
-
 ctl() {
   etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=3s --command-timeout=10s "$@"
 }

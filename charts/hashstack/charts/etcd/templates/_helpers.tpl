@@ -279,3 +279,11 @@ persistentVolumeClaim:
   claimName: {{ default (printf "%s-backup" (include "etcd.fullname" .)) .Values.backup.existingClaim }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+One of files/*.sh as it runs: files/lib.sh (log, pause) in front of it. Parameters: root, file.
+*/}}
+{{- define "etcd.script" -}}
+{{ .root.Files.Get "files/lib.sh" }}
+{{ .root.Files.Get (printf "files/%s" .file) }}
+{{- end -}}
