@@ -27,6 +27,11 @@ class Settings:
     block_size: int = 100
     store: str = "etcd"
     request_timeout: float = 2.0
+    # hash closes a pooled connection to persistence after this many calls or seconds, so its
+    # calls spread over every persistence pod and worker (docs/scaling.md has the measurements).
+    # The age stays below gunicorn's 5 s keep-alive: never reuse a connection the server closes.
+    persistence_max_calls_per_connection: int = 20
+    persistence_max_connection_age: float = 3.0
     log_level: str = "info"
     web_concurrency: int = 2
     threads: int = 4
@@ -51,6 +56,15 @@ class Settings:
             block_size=reader.integer("BLOCK_SIZE", cls.block_size, low=1, high=1_000_000),
             store=reader.choice("STORE", cls.store, STORES),
             request_timeout=reader.number("REQUEST_TIMEOUT", cls.request_timeout, low=0.01),
+            persistence_max_calls_per_connection=reader.integer(
+                "PERSISTENCE_MAX_CALLS_PER_CONNECTION",
+                cls.persistence_max_calls_per_connection,
+                low=1,
+                high=1_000_000,
+            ),
+            persistence_max_connection_age=reader.number(
+                "PERSISTENCE_MAX_CONNECTION_AGE", cls.persistence_max_connection_age, low=0.1
+            ),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             web_concurrency=reader.integer("WEB_CONCURRENCY", cls.web_concurrency, low=1, high=64),
             threads=reader.integer("THREADS", cls.threads, low=1, high=256),

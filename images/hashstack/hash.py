@@ -19,7 +19,11 @@ def sha256_of(number: int) -> str:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     persistence = PersistenceClient(
-        settings.persistence_url, settings.request_timeout, pool_size=settings.threads
+        settings.persistence_url,
+        settings.request_timeout,
+        pool_size=settings.threads,
+        max_uses=settings.persistence_max_calls_per_connection,
+        max_age=settings.persistence_max_connection_age,
     )
 
     app = create_service_app(

@@ -1,48 +1,34 @@
 """hash's client for persistence: a keep-alive pool, a deadline, one retry on connection errors.
 
-Pooled connections have a bounded life (MAX_REQUESTS_PER_CONNECTION, MAX_CONNECTION_AGE): each
-new one looks persistence's name up again and starts at the next address, so calls spread over
-every replica (a headless Service gives one address per ready pod; a ClusterIP Service balances
-each new connection) and over the gunicorn workers of each (SO_REUSEPORT hashes each new
-connection), and a new replica gets its share within seconds. docs/scaling.md has the figures.
+Pooled connections have a bounded life (PERSISTENCE_MAX_CALLS_PER_CONNECTION and
+PERSISTENCE_MAX_CONNECTION_AGE in hashstack.config): each new one looks persistence's name up
+again and starts at the next address, so calls spread over every replica (a headless Service
+gives one address per ready pod; a ClusterIP Service balances each new connection) and over the
+gunicorn workers of each (SO_REUSEPORT hashes each new connection), and a new replica gets its
+share within seconds. docs/scaling.md has the figures.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import itertools
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as LookupTimeout
-from typing import Any
-
-import urllib3
-from urllib3.connection import HTTPConnection
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from . import metrics
-from .config import host_port
+from .config import Settings, host_port
 
-# Errors raised before persistence could have handed out a number: safe to try once more.
-_CONNECTION_ERRORS = (NewConnectionError, ProtocolError)
-
-# A pooled connection is closed after this many calls or seconds, whichever comes first, and the
-# next call connects anew. Measured (docs/scaling.md): at 20 calls persistence's two workers
-# split 51-52/48 under hash's load (100 calls: up to 62/38; unbounded: up to 99/1), and one
-# connect per 20 calls keeps nearly all of keep-alive's gain. 3 s bounds how long a new replica
-# waits for traffic at low load, and stays below gunicorn's 5 s keep-alive, so the client never
-# reuses a connection the server is about to close.
-MAX_REQUESTS_PER_CONNECTION = 20
-MAX_CONNECTION_AGE = 3.0
+# Defaults for the connection life; hash passes the configured ones.
+MAX_CALLS_PER_CONNECTION = Settings.persistence_max_calls_per_connection
+MAX_CONNECTION_AGE = Settings.persistence_max_connection_age
 
 
 class PersistenceError(Exception):
@@ -51,6 +37,15 @@ class PersistenceError(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ConnectFailed(Exception):
+    """No connection was made, so nothing was sent: safe to try again. `timed_out`: every
+    address let the time run out (an unreachable network), rather than refusing."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 Lookup = Callable[..., list[Any]]  # socket.getaddrinfo's signature
@@ -80,73 +75,133 @@ class BoundedResolver:
         try:
             found = lookup.result(timeout)
         except LookupTimeout:
-            raise NewConnectionError(None, f"resolving {host} took over {timeout:.1f}s") from None  # type: ignore[arg-type]
+            raise ConnectFailed(f"resolving {host} took over {timeout:.1f}s") from None
         except OSError as error:
-            raise NewConnectionError(None, f"cannot resolve {host}: {error}") from None  # type: ignore[arg-type]
+            raise ConnectFailed(f"cannot resolve {host}: {error}") from None
         unique = list(dict.fromkeys(str(info[4][0]) for info in found))
+        if not unique:
+            raise ConnectFailed(f"cannot resolve {host}: no address")
         start = next(self._turn) % len(unique)
         return unique[start:] + unique[:start]
 
 
-class CountedConnection(HTTPConnection):
-    """A connection that knows how many calls its socket carried and since when it is open."""
+class PooledConnection(http.client.HTTPConnection):
+    """A keep-alive connection that knows how many calls it carried and since when it is open,
+    and connects to each looked-up address of its host in turn (the Host header keeps the name).
+    """
 
-    uses = 0
-    connected_at = 0.0  # time.monotonic()
+    def __init__(self, host: str, port: int, resolver: BoundedResolver) -> None:
+        super().__init__(host, port)
+        self._resolver = resolver
+        self.uses = 0
+        self.connected_at = 0.0  # time.monotonic()
 
     def expired(self, max_uses: int, max_age: float) -> bool:
-        if self.sock is None:
-            return False
         return self.uses >= max_uses or time.monotonic() - self.connected_at >= max_age
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        super().request(*args, **kwargs)  # connects first when the socket was closed
-        self.uses += 1
+    def dropped(self) -> bool:
+        """Whether the server closed this idle connection (gunicorn's keep-alive ran out, or
+        the replica went away): readable with nothing to read, or with bytes nobody asked for."""
+        assert self.sock is not None
+        self.sock.setblocking(False)  # a socket with a timeout would wait for data first
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False  # nothing to read: still open
+        except OSError:
+            pass
+        return True
 
-    def _new_conn(self) -> socket.socket:
-        self.uses, self.connected_at = 0, time.monotonic()
-        return super()._new_conn()
-
-
-def _connection_class(resolver: BoundedResolver) -> type[CountedConnection]:
-    class BoundedLookupConnection(CountedConnection):
-        # urllib3 connects to _dns_host and sends `Host: host`: connect to each looked-up
-        # address in turn instead, each with an equal share of the time left.
-        def _new_conn(self) -> socket.socket:
-            self.uses, self.connected_at = 0, time.monotonic()
-            name, timeout = self._dns_host, self.timeout
-            deadline = None if timeout is None else time.monotonic() + timeout
-            addresses = resolver.addresses(name, self.port, timeout)
-            failure: Exception | None = None
+    def connect_before(self, deadline: float) -> None:
+        """Connect, giving each address an equal share of the time left."""
+        addresses = self._resolver.addresses(self.host, self.port, deadline - time.monotonic())
+        failures: list[str] = []
+        timed_out = 0
+        for index, address in enumerate(addresses):
+            share = (deadline - time.monotonic()) / (len(addresses) - index)
+            if share <= 0:
+                break
             try:
-                for index, address in enumerate(addresses):
-                    if deadline is not None:
-                        self.timeout = (deadline - time.monotonic()) / (len(addresses) - index)
-                    self._dns_host = address
-                    try:
-                        return super()._new_conn()
-                    except ConnectTimeoutError as error:  # NewConnectionError is one too
-                        failure = error
-            finally:
-                self._dns_host, self.timeout = name, timeout
-            assert failure is not None
-            raise failure
+                sock = socket.create_connection((address, self.port), timeout=share)
+            except TimeoutError:
+                timed_out += 1
+                failures.append(f"{address}: timed out")
+                continue
+            except OSError as error:
+                failures.append(f"{address}: {error.strerror or error}")
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
+            self.uses, self.connected_at = 0, time.monotonic()
+            return
+        reason = "; ".join(failures) or "no time left to connect"
+        raise ConnectFailed(f"cannot connect to {reason}", timed_out == len(addresses))
 
-    return BoundedLookupConnection
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
 
 
-class RotatingPool(urllib3.HTTPConnectionPool):
-    """A keep-alive pool whose connections are closed (and made anew on their next call) after
-    `max_uses` calls or `max_age` seconds."""
+class ConnectionPool:
+    """Idle keep-alive connections to one host, most recently used first. A connection is
+    closed after `max_uses` calls or `max_age` seconds and made anew on its next call: a fresh
+    lookup, the next address. Not urllib3: its per-call bookkeeping cost hash about 7% of its
+    throughput (docs/scaling.md)."""
 
-    max_uses = MAX_REQUESTS_PER_CONNECTION
-    max_age = MAX_CONNECTION_AGE
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        size: int,
+        resolver: BoundedResolver,
+        max_uses: int,
+        max_age: float,
+    ) -> None:
+        self._host, self._port, self._size, self._resolver = host, port, size, resolver
+        self._max_uses, self._max_age = max_uses, max_age
+        self._idle: list[PooledConnection] = []
+        self._lock = threading.Lock()
 
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        if isinstance(conn, CountedConnection) and conn.expired(self.max_uses, self.max_age):
-            conn.close()  # the call below connects again: a fresh lookup, the next address
-        return conn
+    def get(self, path: str, headers: dict[str, str], deadline: float) -> Answer:
+        """One GET. Raises ConnectFailed (nothing sent), ConnectionError (the connection broke
+        before an answer: a stale keep-alive connection or a replica that went away),
+        TimeoutError, or http.client.HTTPException."""
+        connection = self._take()
+        try:
+            if connection.sock is None:
+                connection.connect_before(deadline)
+            connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            connection.request("GET", path, headers=headers)
+            connection.uses += 1
+            response = connection.getresponse()
+            answer = Answer(response.status, response.read())
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        self._give_back(connection)
+        return answer
+
+    def _take(self) -> PooledConnection:
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            return PooledConnection(self._host, self._port, self._resolver)
+        if connection.sock is not None and (
+            connection.expired(self._max_uses, self._max_age) or connection.dropped()
+        ):
+            connection.close()  # connects again on this call
+        return connection
+
+    def _give_back(self, connection: PooledConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._size:
+                self._idle.append(connection)
+                return
+        connection.close()
 
 
 class PersistenceClient:
@@ -156,54 +211,58 @@ class PersistenceClient:
         timeout: float,
         pool_size: int = 8,
         resolver: BoundedResolver | None = None,
-        max_uses: int = MAX_REQUESTS_PER_CONNECTION,
+        max_uses: int = MAX_CALLS_PER_CONNECTION,
         max_age: float = MAX_CONNECTION_AGE,
     ) -> None:
         self._timeout = timeout
         host, port = host_port(base_url, 80)
-        self._pool = RotatingPool(host, port, maxsize=pool_size, block=False, retries=False)
-        self._pool.ConnectionCls = _connection_class(resolver or BoundedResolver())
-        self._pool.max_uses, self._pool.max_age = max_uses, max_age
+        self._pool = ConnectionPool(
+            host, port, pool_size, resolver or BoundedResolver(), max_uses, max_age
+        )
 
     def next_number(self, request_id: str) -> int:
-        response = self._get("/", request_id)
-        if response.status == 200:
-            return _number_from(response.data)
-        cause = _error_from(response.data) or f"HTTP {response.status}"
+        answer = self._get("/", request_id)
+        if answer.status == 200:
+            return _number_from(answer.body)
+        cause = _error_from(answer.body) or f"HTTP {answer.status}"
         # persistence said it is unavailable (etcd down): so are we. Anything else is a bad answer.
-        status = 503 if response.status == 503 else 502
-        metrics.UPSTREAM_ERRORS.labels("persistence", f"http_{response.status}").inc()
-        raise PersistenceError(f"persistence answered {response.status}: {cause}", status)
+        status = 503 if answer.status == 503 else 502
+        metrics.UPSTREAM_ERRORS.labels("persistence", f"http_{answer.status}").inc()
+        raise PersistenceError(f"persistence answered {answer.status}: {cause}", status)
 
     def check(self, request_id: str) -> None:
-        response = self._get("/healthz", request_id)
-        if response.status != 200:
-            raise PersistenceError(f"persistence /healthz answered {response.status}", 503)
+        answer = self._get("/healthz", request_id)
+        if answer.status != 200:
+            raise PersistenceError(f"persistence /healthz answered {answer.status}", 503)
 
-    def _get(self, path: str, request_id: str) -> urllib3.BaseHTTPResponse:
+    def _get(self, path: str, request_id: str) -> Answer:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
         # One deadline for the lookup, the connection, the retry and the answer.
         deadline = time.monotonic() + self._timeout
-        failure: Exception | None = None
+        failure = "no time left to connect"
         for _attempt in (1, 2):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline - time.monotonic() <= 0:
                 break
             try:
-                return self._pool.urlopen(
-                    "GET", path, headers=headers, timeout=urllib3.Timeout(total=remaining)
-                )
-            except _CONNECTION_ERRORS as error:  # before ConnectTimeoutError: its subclass
-                failure = error  # nothing was sent yet: try once more, within the deadline
-            except (ReadTimeoutError, ConnectTimeoutError):
-                metrics.UPSTREAM_ERRORS.labels("persistence", "timeout").inc()
-                raise PersistenceError("persistence did not answer in time", 503) from None
-            except HTTPError as error:
-                metrics.UPSTREAM_ERRORS.labels("persistence", "http_error").inc()
-                raise PersistenceError(f"persistence call failed: {_reason(error)}", 503) from None
-        metrics.UPSTREAM_ERRORS.labels("persistence", "unreachable").inc()
-        reason = _reason(failure) if failure else "no time left to connect"
-        raise PersistenceError(f"persistence unreachable: {reason}", 503)
+                return self._pool.get(path, headers, deadline)
+            except ConnectFailed as error:
+                if error.timed_out:
+                    return self._fail("timeout", "persistence did not answer in time")
+                failure = str(error)  # nothing was sent yet: try once more, within the deadline
+            except ConnectionError as error:
+                # Broken before an answer came: at worst persistence handed out a number nobody
+                # got (a gap, never a repeat). A stale pooled connection ends here too.
+                failure = f"connection lost: {error.strerror or error}"
+            except TimeoutError:
+                return self._fail("timeout", "persistence did not answer in time")
+            except (http.client.HTTPException, OSError) as error:
+                return self._fail("http_error", f"persistence call failed: {error!r}")
+        return self._fail("unreachable", f"persistence unreachable: {failure}")
+
+    @staticmethod
+    def _fail(cause: str, message: str) -> NoReturn:
+        metrics.UPSTREAM_ERRORS.labels("persistence", cause).inc()
+        raise PersistenceError(message, 503)
 
 
 def _number_from(body: bytes) -> int:
@@ -224,12 +283,3 @@ def _error_from(body: bytes) -> str | None:
     except (ValueError, AttributeError):
         return None
     return str(message) if message else None
-
-
-def _reason(error: Exception) -> str:
-    # urllib3 wraps the socket error; its innermost reason reads best ("Connection refused").
-    reason: object = getattr(error, "reason", None) or error
-    while getattr(reason, "reason", None) is not None:
-        reason = getattr(reason, "reason")  # noqa: B009
-    text = str(reason)
-    return text.split(": ", 1)[-1] if "object at 0x" in text else text

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from hashstack.config import Settings
 from tests.support.pods import restricted_problems
 
 from .k8s import OUTSIDE, Edge, Pod, PolicyModel, by_kind, named, pods, selector_matches
@@ -310,6 +311,10 @@ def test_service_wiring(values: str, render: RenderFn) -> None:
         reload = merged[service]["dev"]["reload"]
         assert ("GUNICORN_RELOAD" in env(service)) == reload
         assert "ETCD_ENDPOINTS" not in env(service) or service == "persistence"
+        # Every `<service>.config` key reaches the pod as given, and the service accepts it.
+        for key, value in merged[service]["config"].items():
+            assert env(service)[key] == str(value), (service, key)
+        Settings.from_env(env(service))
 
 
 @pytest.mark.parametrize("values", CI_VALUES)

@@ -28,6 +28,8 @@ def test_reads_every_documented_variable() -> None:
             "WEB_CONCURRENCY": "3",
             "THREADS": "7",
             "GUNICORN_RELOAD": "true",
+            "PERSISTENCE_MAX_CALLS_PER_CONNECTION": "50",
+            "PERSISTENCE_MAX_CONNECTION_AGE": "1.5",
         }
     )
     assert settings.port == 9000
@@ -36,6 +38,8 @@ def test_reads_every_documented_variable() -> None:
     assert (settings.counter_key, settings.block_size, settings.store) == ("/x/y", 1, "memory")
     assert (settings.request_timeout, settings.log_level) == (0.5, "debug")
     assert (settings.web_concurrency, settings.threads, settings.reload) == (3, 7, True)
+    assert settings.persistence_max_calls_per_connection == 50
+    assert settings.persistence_max_connection_age == 1.5
 
 
 def test_seed_style_address_without_scheme_means_http() -> None:
@@ -61,6 +65,8 @@ def test_seed_style_address_without_scheme_means_http() -> None:
         ("PERSISTENCE_URL", "ftp://x:1"),
         ("PERSISTENCE_URL", "http://host:port"),
         ("ETCD_ENDPOINTS", " , "),
+        ("PERSISTENCE_MAX_CALLS_PER_CONNECTION", "0"),
+        ("PERSISTENCE_MAX_CONNECTION_AGE", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

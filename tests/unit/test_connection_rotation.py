@@ -4,15 +4,18 @@ next address of persistence's name: calls spread over every replica, and a new o
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from hashstack.persistence_client import BoundedResolver, PersistenceClient
+from hashstack.persistence_client import BoundedResolver, PersistenceClient, PooledConnection
+from tests.support.wait import wait_until
 
 
 class Replica:
@@ -21,6 +24,9 @@ class Replica:
 
     def __init__(self, address: str, port: int = 0) -> None:
         self.callers: list[int] = []  # the client port of each call: one per connection
+        # Set: each call waits until that many calls are in, then the server closes their
+        # connections after answering without saying so (as gunicorn's keep-alive timeout does).
+        self.together: threading.Barrier | None = None
         replica = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +39,9 @@ class Replica:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if replica.together is not None:
+                    replica.together.wait(timeout=5)
+                    self.close_connection = True
                 self.wfile.write(body)
 
             def log_message(self, *_: object) -> None:
@@ -124,3 +133,36 @@ def test_calls_spread_over_every_address_and_reach_a_new_one(replicas) -> None: 
         client.next_number("req")
     # Connections of 5 calls alternate between the two addresses: 20 calls each.
     assert (len(first.callers) - 10, len(second.callers)) == (20, 20)
+
+
+def test_connections_the_server_closed_while_idle_are_not_used(replicas) -> None:  # type: ignore[no-untyped-def]
+    replica = replicas("127.0.0.1")
+    replica.together = threading.Barrier(2)
+    client = PersistenceClient(
+        f"http://127.0.0.1:{replica.port}", timeout=2, pool_size=2, max_uses=1000, max_age=60
+    )
+    with ThreadPoolExecutor(2) as pool:  # two calls at once: two pooled connections
+        list(pool.map(lambda _: client.next_number("req"), range(2)))
+    replica.together = None
+    wait_until(lambda: _idle_connections_closed(client), timeout=5, what="server-side close")
+    # Both pooled connections are closed at the server: a client that sent on them would
+    # fail its first try and its retry alike.
+    assert [client.next_number("req") for _ in range(2)] == [3, 4]
+    assert len(set(replica.callers)) == 3  # two closed connections, then one new
+
+
+def _idle_connections_closed(client: PersistenceClient) -> bool:
+    idle = client._pool._idle  # what the pool holds is what this test is about
+    return len(idle) == 2 and all(connection.dropped() for connection in idle)
+
+
+def test_dropped_tells_an_open_idle_connection_from_a_closed_one() -> None:
+    ours, theirs = socket.socketpair()
+    connection = PooledConnection("persistence", 8080, BoundedResolver())
+    connection.sock = ours
+    assert not connection.dropped()
+    theirs.sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")  # bytes nobody asked for
+    assert connection.dropped()
+    theirs.close()
+    assert connection.dropped()
+    ours.close()
