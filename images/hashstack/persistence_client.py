@@ -51,18 +51,39 @@ class ConnectFailed(Exception):
 Lookup = Callable[..., list[Any]]  # socket.getaddrinfo's signature
 
 
+# How long the addresses of a name are used before it is looked up again, in the background:
+# a new connection never waits for DNS once the name was resolved, and a DNS server that is
+# slow or restarting costs no request while the last answer is known. 1 s: a new persistence
+# pod gets calls about a second after its DNS record appears.
+ADDRESSES_FRESH_FOR = 1.0
+
+
+@dataclass
+class _Known:
+    addresses: list[str]
+    looked_up_at: float  # time.monotonic()
+    refreshing: bool = False
+
+
 class BoundedResolver:
-    """Name lookups that give up at the caller's deadline.
+    """Name lookups that give up at the caller's deadline, and answers kept for `fresh_for`
+    seconds (0: look up on every call).
 
     glibc waits seconds for each DNS server that does not answer (a DNS server restarting is
     enough), and getaddrinfo cannot be interrupted: the lookup runs in a small thread pool
-    and the request stops waiting for it when its time is up.
+    and the request stops waiting for it when its time is up. Only the first lookup of a
+    name is waited for; later ones refresh the known answer in the background.
     """
 
-    def __init__(self, lookup: Lookup = socket.getaddrinfo) -> None:
+    def __init__(
+        self, lookup: Lookup = socket.getaddrinfo, fresh_for: float = ADDRESSES_FRESH_FOR
+    ) -> None:
         self._lookup = lookup
+        self._fresh_for = fresh_for
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
         self._turn = itertools.count()
+        self._known: dict[tuple[str, int], _Known] = {}
+        self._lock = threading.Lock()
 
     def addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
         """Every address of `host`, starting at a different one each call (like DNS round
@@ -71,18 +92,49 @@ class BoundedResolver:
             return [str(ipaddress.ip_address(host))]
         except ValueError:
             pass
-        lookup = self._executor.submit(self._lookup, host, port, type=socket.SOCK_STREAM)
+        known = self._known.get((host, port))
+        if known is None:
+            found = self._wait_for_lookup(host, port, timeout)
+        else:
+            found = known.addresses
+            if time.monotonic() - known.looked_up_at >= self._fresh_for:
+                self._refresh(host, port, known)
+        start = next(self._turn) % len(found)
+        return found[start:] + found[:start]
+
+    def _wait_for_lookup(self, host: str, port: int, timeout: float | None) -> list[str]:
+        lookup = self._executor.submit(self._look_up, host, port)
         try:
-            found = lookup.result(timeout)
+            return lookup.result(timeout)
         except LookupTimeout:
             raise ConnectFailed(f"resolving {host} took over {timeout:.1f}s") from None
         except OSError as error:
             raise ConnectFailed(f"cannot resolve {host}: {error}") from None
+
+    def _look_up(self, host: str, port: int) -> list[str]:
+        found = self._lookup(host, port, type=socket.SOCK_STREAM)
         unique = list(dict.fromkeys(str(info[4][0]) for info in found))
         if not unique:
-            raise ConnectFailed(f"cannot resolve {host}: no address")
-        start = next(self._turn) % len(unique)
-        return unique[start:] + unique[:start]
+            raise OSError("no address")
+        if self._fresh_for > 0:
+            with self._lock:
+                self._known[(host, port)] = _Known(unique, time.monotonic())
+        return unique
+
+    def _refresh(self, host: str, port: int, known: _Known) -> None:
+        with self._lock:
+            if known.refreshing:
+                return
+            known.refreshing = True
+
+        def refresh() -> None:
+            try:
+                self._look_up(host, port)  # replaces `known`
+            except Exception:  # whatever failed: keep the last answer
+                with self._lock:
+                    known.looked_up_at, known.refreshing = time.monotonic(), False
+
+        self._executor.submit(refresh)
 
 
 class PooledConnection(http.client.HTTPConnection):

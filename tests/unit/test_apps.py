@@ -197,7 +197,7 @@ def test_hash_tries_every_address_of_a_name(serve) -> None:  # type: ignore[no-u
         lookups.append(host)
         return [(0, 0, 0, "", (address, lookup_port)) for address in ("127.0.0.2", "127.0.0.1")]
 
-    resolver = BoundedResolver(two_addresses)
+    resolver = BoundedResolver(two_addresses, fresh_for=0)  # a lookup on every connection
     assert resolver.addresses("persistence.test", port, 1) == ["127.0.0.2", "127.0.0.1"]
     assert resolver.addresses("persistence.test", port, 1) == ["127.0.0.1", "127.0.0.2"]
     # Whichever address comes first, a new connection ends up at the one that answers.

@@ -70,13 +70,13 @@ def replicas() -> Iterator[Callable[..., Replica]]:
         replica.close()
 
 
-def resolver_of(addresses: list[str]) -> BoundedResolver:
+def resolver_of(addresses: list[str], fresh_for: float = 0) -> BoundedResolver:
     """A name whose addresses are whatever `addresses` holds at lookup time (like DNS)."""
 
     def lookup(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
         return [(0, 0, 0, "", (address, port)) for address in list(addresses)]
 
-    return BoundedResolver(lookup)
+    return BoundedResolver(lookup, fresh_for=fresh_for)
 
 
 def test_a_connection_carries_at_most_max_uses_calls(replicas) -> None:  # type: ignore[no-untyped-def]
@@ -166,3 +166,44 @@ def test_dropped_tells_an_open_idle_connection_from_a_closed_one() -> None:
     theirs.close()
     assert connection.dropped()
     ours.close()
+
+
+def test_a_known_name_is_looked_up_again_in_the_background_only() -> None:
+    answers = [["10.0.0.1"]]
+    lookups: list[float] = []
+    hung = threading.Event()
+
+    def lookup(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        lookups.append(time.monotonic())
+        if hung.is_set():
+            time.sleep(3)  # a DNS server that stopped answering
+            raise OSError("timed out")
+        return [(0, 0, 0, "", (address, port)) for address in answers[-1]]
+
+    resolver = BoundedResolver(lookup, fresh_for=0.2)
+    assert resolver.addresses("persistence", 80, 1) == ["10.0.0.1"]
+    for _ in range(50):  # fresh: no lookup at all
+        resolver.addresses("persistence", 80, 1)
+    assert len(lookups) == 1
+
+    answers.append(["10.0.0.1", "10.0.0.2"])  # a second replica
+    time.sleep(0.25)
+    resolver.addresses("persistence", 80, 1)  # stale: answered at once, refreshed behind it
+    wait_until(lambda: len(lookups) == 2, timeout=2, what="the background lookup")
+    seen = wait_until(
+        lambda: set(resolver.addresses("persistence", 80, 1)) == {"10.0.0.1", "10.0.0.2"},
+        timeout=2,
+        what="the new address",
+    )
+    assert seen
+
+    hung.set()
+    time.sleep(0.25)
+    started = time.monotonic()
+    for _ in range(20):  # DNS hangs: calls keep the last answer and never wait for it
+        assert set(resolver.addresses("persistence", 80, 0.5)) == {"10.0.0.1", "10.0.0.2"}
+    assert time.monotonic() - started < 0.1
+    wait_until(lambda: len(lookups) == 3, timeout=2, what="the hung background lookup")
+    for _ in range(20):
+        resolver.addresses("persistence", 80, 0.5)
+    assert len(lookups) == 3  # one refresh at a time, not one per call
