@@ -9,4 +9,10 @@ ci/install-deps.sh
 ci/install-tools.sh
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(tests)
-exec pytest --durations=25 --durations-min=1.0 "${args[@]}"
+# pytest-xdist: PYTEST_WORKERS processes (0: none). The tests that start etcd members or
+# containers keep to one lane per kind (tests/support/markers.py), so two of a kind never
+# compete for the machine; everything else spreads over all workers.
+workers=${PYTEST_WORKERS:-2}
+parallel=()
+[ "$workers" = 0 ] || parallel=(--numprocesses "$workers" --dist loadgroup)
+exec pytest "${parallel[@]}" --durations=25 --durations-min=1.0 "${args[@]}"

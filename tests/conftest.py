@@ -11,12 +11,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.images import measurements
 from tests.images.measurements import record
 from tests.support import markers
 from tests.support import podman as pm
 
 # etcd3 needs protobuf's pure-Python backend; set before any test imports it (see ci/env.sh).
 os.environ["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    measurements.start_session(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    measurements.summary(terminalreporter)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

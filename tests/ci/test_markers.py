@@ -84,6 +84,23 @@ def test_helm_and_cluster(collected: dict[str, set[str]]) -> None:
     assert having(collected, "cluster") == under(collected, "cluster")
 
 
+def test_lanes_keep_etcd_and_container_tests_one_at_a_time(collected: dict[str, set[str]]) -> None:
+    lanes = {
+        t: {n for n in names if n.startswith("xdist_group=")} for t, names in collected.items()
+    }
+    etcd_lane = {t for t, lane in lanes.items() if lane == {"xdist_group=etcd"}}
+    podman_lane = {t for t, lane in lanes.items() if lane == {"xdist_group=podman"}}
+    assert having(collected, "etcd") <= etcd_lane
+    # The containers that run etcd members go with the etcd processes, not with the builds.
+    assert any("test_etcd_entrypoint.py" in t for t in etcd_lane)
+    assert any("test_scale_out.py" in t for t in etcd_lane)
+    assert having(collected, "podman") <= etcd_lane | podman_lane
+    assert any("test_build.py" in t for t in podman_lane)
+    free = {t for t, lane in lanes.items() if not lane}
+    assert under(collected, "unit") <= free
+    assert len(free) > len(etcd_lane | podman_lane)  # most of the suite spreads
+
+
 def test_every_need_selects_something(collected: dict[str, set[str]]) -> None:
     for need in NEEDS:
         assert having(collected, need), f"-m {need} would select nothing"

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import measurements
 from tests.images.measurements import record
 from tests.support import podman as pm
 
 # Kept importable from here for older test modules; new ones import tests.images.measurements.
 __all__ = ["record"]
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    measurements.summary(terminalreporter)
 
 
 @pytest.fixture(scope="session")

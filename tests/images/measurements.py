@@ -1,4 +1,9 @@
-"""Numbers the images rung measures (sizes, build times), shown after the run."""
+"""Numbers the tests measure (sizes, build times, shares), shown after the run.
+
+Each is appended to .cache/images/measurements.jsonl as it is taken, so the numbers of every
+pytest-xdist worker reach the one terminal summary; the summary also writes them, merged, to
+.cache/images/measurements.json.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,33 @@ import pytest
 
 from tests.support import podman as pm
 
-# Numbers worth seeing after the run (sizes, times); printed in pytest's terminal summary and
-# written to .cache/images/measurements.json.
-MEASUREMENTS: dict[str, object] = {}
+OUT = pm.ROOT / ".cache" / "images"
+TAKEN = OUT / "measurements.jsonl"
+
+
+def start_session(config: pytest.Config) -> None:
+    """Called once per run, in the process that prints the summary (not in xdist workers)."""
+    if not hasattr(config, "workerinput"):
+        OUT.mkdir(parents=True, exist_ok=True)
+        TAKEN.write_text("")
 
 
 def record(key: str, value: object) -> None:
-    MEASUREMENTS[key] = value
     print(f"[images] {key}: {value}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with TAKEN.open("a") as taken:  # one short line per write: appends do not interleave
+        taken.write(json.dumps([key, value], default=str) + "\n")
 
 
 def summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The measurements in pytest's terminal summary and in .cache/images/measurements.json."""
-    if not MEASUREMENTS:
+    if hasattr(terminalreporter.config, "workerinput") or not TAKEN.exists():
         return
-    terminalreporter.section("images: measurements")
-    for key, value in MEASUREMENTS.items():
+    taken = dict(json.loads(line) for line in TAKEN.read_text().splitlines() if line)
+    if not taken:
+        return
+    terminalreporter.section("measurements")
+    for key, value in taken.items():
         terminalreporter.write_line(f"{key}: {value}")
-    out = pm.ROOT / ".cache" / "images" / "measurements.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(MEASUREMENTS, indent=2, sort_keys=True) + "\n")
+    merged = OUT / "measurements.json"
+    merged.write_text(json.dumps(taken, indent=2, sort_keys=True) + "\n")

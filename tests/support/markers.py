@@ -69,12 +69,31 @@ def markers_for(path: Path, fixtures: Iterable[str], declared: Iterable[str]) ->
     return found
 
 
+# Lanes for pytest-xdist (`--dist loadgroup`, ci/test.sh): the tests of a lane run one after
+# another on one worker, so no two of them compete for the 2 CPUs while they read time
+# windows. "etcd": everything that runs etcd members, as processes or in containers (the
+# `test_images` fixture gives the etcd image); "podman": the other container tests (builds,
+# pushes). A member replacement that takes 6 s alone took 45 s with a second etcd test beside
+# it. Everything else spreads over every worker.
+ETCD_IMAGE_FIXTURE = "test_images"
+
+
+def lane_of(markers: set[str], fixtures: Iterable[str]) -> str | None:
+    if "etcd" in markers or ETCD_IMAGE_FIXTURE in fixtures:
+        return "etcd"
+    return "podman" if "podman" in markers else None
+
+
 def apply(items: list[pytest.Item]) -> None:
     for item in items:
         declared = {mark.name for mark in item.iter_markers()}
         fixtures = getattr(item, "fixturenames", ())
-        for name in sorted(markers_for(item.path, fixtures, declared) - declared):
+        found = markers_for(item.path, fixtures, declared)
+        for name in sorted(found - declared):
             item.add_marker(name)
+        lane = lane_of(found | declared, fixtures)
+        if lane is not None:
+            item.add_marker(pytest.mark.xdist_group(lane))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -83,5 +102,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     out = os.environ.get("MARKER_DUMP")
     if not out:
         return
-    dump = {item.nodeid: sorted({m.name for m in item.iter_markers()}) for item in session.items}
+    dump = {item.nodeid: sorted(map(_dumped, item.iter_markers())) for item in session.items}
     Path(out).write_text(json.dumps(dump, indent=1, sort_keys=True))
+
+
+def _dumped(mark: pytest.Mark) -> str:
+    # The lane goes with its name: "xdist_group=etcd".
+    return f"{mark.name}={mark.args[0]}" if mark.name == "xdist_group" else mark.name
