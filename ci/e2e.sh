@@ -120,8 +120,9 @@ main() {
 
   log "cluster suite: $E2E_TESTS -m '$E2E_MARK'"
   # shellcheck disable=SC2086 # E2E_TESTS is a list of paths
+  # One process: the scenarios share one cluster and one release name.
   run env HASHSTACK_REQUIRE_CLUSTER=1 HASHSTACK_E2E_REGISTRY="$PULL_REGISTRY" \
-    HASHSTACK_E2E_TAG="$TAG" HASHSTACK_E2E_NEXT_TAG="$NEXT_TAG" \
+    HASHSTACK_E2E_TAG="$TAG" HASHSTACK_E2E_NEXT_TAG="$NEXT_TAG" PYTEST_WORKERS=0 \
     ci/test.sh -m "$E2E_MARK" -s $E2E_TESTS
 
   [ "${E2E_RELEASE:-1}" != 0 ] || return 0

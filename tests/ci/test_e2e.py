@@ -116,6 +116,7 @@ def test_e2e_hands_the_suite_its_images_tags_and_marker() -> None:
     assert ["env", "TAG=abc", "ci/images.sh", "push", "push.example:5000"] in commands
     (suite,) = [c for c in commands if "ci/test.sh" in c]
     assert suite[suite.index("ci/test.sh") :] == ["ci/test.sh", "-m", "ha", "-s", "tests/cluster"]
+    assert "PYTEST_WORKERS=0" in suite  # one cluster, one release: no parallel workers
     assert {
         "HASHSTACK_REQUIRE_CLUSTER=1",
         "HASHSTACK_E2E_REGISTRY=node.example:5000",
