@@ -22,6 +22,16 @@ def ready(*processes):  # type: ignore[no-untyped-def]
     return list(processes)
 
 
+def ready_pair(etcd, start_service, **env: str):  # type: ignore[no-untyped-def]
+    """Two persistence processes on the one etcd counter, each answering /readyz."""
+    return ready(
+        *(
+            start_service("persistence", ETCD_ENDPOINTS=etcd.client_url, **PATIENT, **env)
+            for _ in range(2)
+        )
+    )
+
+
 def issued_total(metrics_text: str) -> float:
     match = re.search(r"^hashstack_numbers_issued_total (\S+)$", metrics_text, re.MULTILINE)
     assert match, metrics_text[:500]
@@ -29,18 +39,7 @@ def issued_total(metrics_text: str) -> float:
 
 
 def test_two_processes_of_four_workers_never_repeat(etcd, start_service) -> None:
-    processes = [
-        start_service(
-            "persistence",
-            ETCD_ENDPOINTS=etcd.client_url,
-            WEB_CONCURRENCY="4",
-            THREADS="4",
-            BLOCK_SIZE="50",
-            **PATIENT,
-        )
-        for _ in range(2)
-    ]
-    ready(*processes)
+    processes = ready_pair(etcd, start_service, WEB_CONCURRENCY="4", THREADS="4", BLOCK_SIZE="50")
     results = hammer([f"{p.url}/" for p in processes], total=5000, clients=32)
     assert dict(results.errors) == {}
     assert len(results.numbers) == 5000
@@ -52,38 +51,17 @@ def test_two_processes_of_four_workers_never_repeat(etcd, start_service) -> None
 
 
 def test_block_size_one_gives_a_dense_sequence(etcd, start_service) -> None:
-    processes = [
-        start_service(
-            "persistence",
-            ETCD_ENDPOINTS=etcd.client_url,
-            WEB_CONCURRENCY="2",
-            BLOCK_SIZE="1",
-            **PATIENT,
-        )
-        for _ in range(2)
-    ]
-    ready(*processes)
+    processes = ready_pair(etcd, start_service, WEB_CONCURRENCY="2", BLOCK_SIZE="1")
     results = hammer([f"{p.url}/" for p in processes], total=600, clients=8)
     assert dict(results.errors) == {}
     assert sorted(results.numbers) == list(range(1, 601))
 
 
 def test_restarts_of_persistence_and_etcd_only_move_forward(etcd, start_service) -> None:
+    # Right after etcd's restart a first call may still get a JSON 503 (allowed, and the fault
+    # suite's subject): ready_pair hammers only once both answer /readyz.
     def start_pair():  # type: ignore[no-untyped-def]
-        # Right after etcd's restart a first call may still get a JSON 503 (allowed, and the
-        # fault suite's subject): hammer only once both answer /readyz.
-        return ready(
-            *(
-                start_service(
-                    "persistence",
-                    ETCD_ENDPOINTS=etcd.client_url,
-                    WEB_CONCURRENCY="2",
-                    BLOCK_SIZE="20",
-                    **PATIENT,
-                )
-                for _ in range(2)
-            )
-        )
+        return ready_pair(etcd, start_service, WEB_CONCURRENCY="2", BLOCK_SIZE="20")
 
     first = start_pair()
     before = hammer([f"{p.url}/" for p in first], total=400, clients=8)
