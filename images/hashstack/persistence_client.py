@@ -1,11 +1,12 @@
 """hash's client for persistence: a keep-alive pool, a deadline, one retry on connection errors.
 
 Pooled connections have a bounded life (PERSISTENCE_MAX_CALLS_PER_CONNECTION and
-PERSISTENCE_MAX_CONNECTION_AGE in hashstack.config): each new one looks persistence's name up
-again and starts at the next address, so calls spread over every replica (a headless Service
-gives one address per ready pod; a ClusterIP Service balances each new connection) and over the
-gunicorn workers of each (SO_REUSEPORT hashes each new connection), and a new replica gets its
-share within seconds. docs/scaling.md has the figures.
+PERSISTENCE_MAX_CONNECTION_AGE in hashstack.config): each new one starts at the next address
+of persistence's name (looked up again at most once a second, in the background), so calls
+spread over every replica (a headless Service gives one address per ready pod; a ClusterIP
+Service balances each new connection) and over the gunicorn workers of each (SO_REUSEPORT
+hashes each new connection), and a new replica gets its share within seconds. docs/scaling.md
+has the figures.
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ from typing import Any, NoReturn
 
 from . import metrics
 from .config import Settings, host_port
-
-# Defaults for the connection life; hash passes the configured ones.
-MAX_CALLS_PER_CONNECTION = Settings.persistence_max_calls_per_connection
-MAX_CONNECTION_AGE = Settings.persistence_max_connection_age
 
 
 class PersistenceError(Exception):
@@ -198,8 +195,8 @@ class Answer:
 
 class ConnectionPool:
     """Idle keep-alive connections to one host, most recently used first. A connection is
-    closed after `max_uses` calls or `max_age` seconds and made anew on its next call: a fresh
-    lookup, the next address. Not urllib3: its per-call bookkeeping cost hash about 7% of its
+    closed after `max_uses` calls or `max_age` seconds and made anew on its next call, to the
+    next address of the name. Not urllib3: its per-call bookkeeping cost hash about 7% of its
     throughput (docs/scaling.md)."""
 
     def __init__(
@@ -263,8 +260,8 @@ class PersistenceClient:
         timeout: float,
         pool_size: int = 8,
         resolver: BoundedResolver | None = None,
-        max_uses: int = MAX_CALLS_PER_CONNECTION,
-        max_age: float = MAX_CONNECTION_AGE,
+        max_uses: int = Settings.persistence_max_calls_per_connection,
+        max_age: float = Settings.persistence_max_connection_age,
     ) -> None:
         self._timeout = timeout
         host, port = host_port(base_url, 80)
