@@ -126,13 +126,32 @@ true
 {{- end -}}
 {{- end -}}
 
+{{- define "etcd.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}{{ include "etcd.fullname" . }}{{ else }}{{ default "default" .Values.serviceAccount.name }}{{ end -}}
+{{- end -}}
+
+{{/* The TLS Secret as a pod volume, and its mount (with tls.enabled). */}}
+{{- define "etcd.tlsVolume" -}}
+- name: tls
+  secret:
+    secretName: {{ required "etcd.tls.existingSecret is required when etcd.tls.enabled is true" .Values.tls.existingSecret }}
+    defaultMode: 0440
+{{- end -}}
+
+{{- define "etcd.tlsVolumeMount" -}}
+- name: tls
+  mountPath: /etc/etcd/tls
+  readOnly: true
+{{- end -}}
+
 {{- define "etcd.clientScheme" -}}
 {{- if .Values.tls.enabled }}https{{ else }}http{{ end -}}
 {{- end -}}
 
-{{/* <release>-etcd-N.<headless>.<namespace>.svc.<clusterDomain> */}}
+{{/* A member's DNS name, <pod>.<headless>.<namespace>.svc.<clusterDomain>, for the pod name
+`pod` (which may be a placeholder the container fills in). */}}
 {{- define "etcd.memberHost" -}}
-{{- printf "%s-%d.%s.%s.svc.%s" (include "etcd.fullname" .root) (int .index) (include "etcd.headlessName" .root) .root.Release.Namespace .root.Values.clusterDomain -}}
+{{- printf "%s.%s.%s.svc.%s" .pod (include "etcd.headlessName" .root) .root.Release.Namespace .root.Values.clusterDomain -}}
 {{- end -}}
 
 {{/*
@@ -141,7 +160,7 @@ member list from it, and the resize hook the list of members to keep. Nothing in
 template depends on replicaCount, so scaling never restarts a running member.
 */}}
 {{- define "etcd.peerURLPattern" -}}
-{{- printf "http://@NAME@.%s.%s.svc.%s:2380" (include "etcd.headlessName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- printf "http://%s:2380" (include "etcd.memberHost" (dict "root" . "pod" "@NAME@")) -}}
 {{- end -}}
 
 {{/* The client Service: it reaches the ready (voting, healthy) members only. */}}
@@ -166,6 +185,30 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
+A CronJob of the chart's etcdctl jobs. Parameters: root, component, schedule, and pod (the
+parameters of etcd.jobPodTemplate).
+*/}}
+{{- define "etcd.cronJob" -}}
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {{ include "etcd.fullname" .root }}-{{ .component }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "etcd.labels" .root | nindent 4 }}
+spec:
+  schedule: {{ .schedule | quote }}
+  concurrencyPolicy: Forbid
+  successfulJobsHistoryLimit: 1
+  failedJobsHistoryLimit: 3
+  jobTemplate:
+    spec:
+      backoffLimit: 2
+      template:
+        {{- include "etcd.jobPodTemplate" .pod | nindent 8 }}
+{{- end -}}
+
+{{/*
 Pod template of the chart's etcdctl jobs. Parameters: root, component, script (run by the
 image's /bin/sh), env (list), volumes and volumeMounts (lists, optional).
 */}}
@@ -181,7 +224,7 @@ metadata:
   {{- end }}
 spec:
   restartPolicy: Never
-  serviceAccountName: {{ if $root.Values.serviceAccount.create }}{{ include "etcd.fullname" $root }}{{ else }}{{ default "default" $root.Values.serviceAccount.name }}{{ end }}
+  serviceAccountName: {{ include "etcd.serviceAccountName" $root }}
   automountServiceAccountToken: false
   enableServiceLinks: false
   {{- with include "etcd.imagePullSecrets" $root | trim }}
@@ -210,9 +253,7 @@ spec:
         - name: tmp
           mountPath: /tmp
         {{- if $root.Values.tls.enabled }}
-        - name: tls
-          mountPath: /etc/etcd/tls
-          readOnly: true
+        {{- include "etcd.tlsVolumeMount" $root | nindent 8 }}
         {{- end }}
         {{- with .volumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -222,10 +263,7 @@ spec:
       emptyDir:
         sizeLimit: 16Mi
     {{- if $root.Values.tls.enabled }}
-    - name: tls
-      secret:
-        secretName: {{ $root.Values.tls.existingSecret }}
-        defaultMode: 0440
+    {{- include "etcd.tlsVolume" $root | nindent 4 }}
     {{- end }}
     {{- with .volumes }}
     {{- toYaml . | nindent 4 }}
