@@ -32,19 +32,13 @@ data_root=${ETCD_DATA_DIR%/*}
 # Set when a scale down removed this member: the name of the data directory now in use.
 data_pointer=$data_root/data-dir
 
-ctl() {
-  etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=2s --command-timeout=5s "$@"
-}
+# A starting member gives up on the cluster sooner than the jobs do.
+# shellcheck disable=SC2034 # read by ctl (lib.sh)
+CTL_DIAL_TIMEOUT=2s CTL_COMMAND_TIMEOUT=5s
 
 # members: etcdctl's simple output, one "ID, status, name, peer, client, learner" a line.
 list_members() {
   members=$(ctl member list 2>/dev/null) && [ -n "$members" ]
-}
-
-# A linearizable read answers only with a leader and a quorum behind it. (Not `endpoint
-# health`: it asks every endpoint given, and fails when any one of them is down.)
-cluster_healthy() {
-  ctl get "$SIZE_KEY" >/dev/null 2>&1
 }
 
 # Sets my_id, my_status, my_learner from $members (empty when this member is not listed).

@@ -14,10 +14,6 @@ set -u
 : "${CLUSTER_ENDPOINTS:?}" "${REPLICAS:?}" "${STATEFULSET_NAME:?}"
 : "${MEMBER_PEER_URL_PATTERN:?}" "${SIZE_KEY:?}"
 
-ctl() {
-  etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=3s --command-timeout=10s "$@"
-}
-
 # Retries a command for up to a minute: leader elections after a removal take a moment.
 retry() {
   local try
@@ -29,16 +25,13 @@ retry() {
   return 1
 }
 
-# A linearizable read: answers only with a leader and a quorum behind it.
-healthy() { ctl get "$SIZE_KEY" >/dev/null 2>&1; }
-
 declare -A keep=()
 for ((i = 0; i < REPLICAS; i++)); do
   url=${MEMBER_PEER_URL_PATTERN//@NAME@/$STATEFULSET_NAME-$i}
   keep[${url//@ORDINAL@/$i}]=1
 done
 
-retry healthy || exit 1
+retry cluster_healthy || exit 1
 ctl put "$SIZE_KEY" "$REPLICAS" >/dev/null || exit 1
 log "the release wants $REPLICAS members"
 
@@ -73,5 +66,5 @@ remove_extra() {
 
 remove_extra true || exit 1
 remove_extra false || exit 1
-retry healthy || exit 1
+retry cluster_healthy || exit 1
 log "done: $(ctl member list | while read -r line; do printf '[%s] ' "$line"; done)"

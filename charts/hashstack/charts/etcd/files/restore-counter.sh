@@ -15,8 +15,6 @@ port=${RESTORE_PORT:-23790}
 local_url=http://127.0.0.1:$port
 peer_url=http://127.0.0.1:$((port + 1))
 
-ctl() { etcdctl --endpoints="$CLUSTER_ENDPOINTS" --dial-timeout=3s --command-timeout=10s "$@"; }
-
 # "latest" names the file the backup job wrote last.
 if [ "${SNAPSHOT##*/}" = latest ]; then
   read -r name <"$SNAPSHOT" || exit 1

@@ -319,7 +319,7 @@ persistentVolumeClaim:
 {{- end -}}
 
 {{/*
-One of files/*.sh as it runs: files/lib.sh (log, pause) in front of it. Parameters: root, file.
+One of files/*.sh as it runs: files/lib.sh (log, pause, ctl, cluster_healthy) in front of it. Parameters: root, file.
 */}}
 {{- define "etcd.script" -}}
 {{ .root.Files.Get "files/lib.sh" }}
