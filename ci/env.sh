@@ -25,3 +25,8 @@ run() {
     "$@"
   fi
 }
+# The script's header comment (line 2 up to `set -euo`) as its help, on stderr; exits 2.
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}

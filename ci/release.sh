@@ -24,12 +24,6 @@ DIST=${DIST:-$HASHSTACK_ROOT/dist/release}
 PLATFORMS=linux/amd64,linux/arm64
 SERVICES=(hello persistence hash)
 
-usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-  exit 2
-}
-
-
 release_version() { ci/version.sh show; }
 
 # ghcr.io wants lower case; GitHub owners may have upper-case letters.
