@@ -86,8 +86,7 @@ cmd_chart() {
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   # A copy: only the released archive names the published images, the work tree stays as is.
-  cp -r charts/hashstack "$work/hashstack"
-  rm -f "$work"/hashstack/charts/*.tgz
+  chart_copy "$work/hashstack"
   ci/version.sh publish "$work/hashstack" "$image_registry"
   helm package "$work/hashstack" --destination "$DIST" >/dev/null
   chart="$DIST/hashstack-$version.tgz"
