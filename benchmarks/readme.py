@@ -11,6 +11,20 @@ START = "<!-- bench-figures:start -->"
 END = "<!-- bench-figures:end -->"
 
 
+def goal_met(value: float, comparison: str, goal: float) -> bool:
+    return value >= goal if comparison == ">=" else value <= goal
+
+
+def every_round_meets(rounds: list[float], comparison: str, goal: float) -> bool:
+    """Met only when each round meets the goal (a median can hide a missed round)."""
+    return bool(rounds) and all(goal_met(value, comparison, goal) for value in rounds)
+
+
+def spread(figures: dict[str, Any]) -> str:
+    """A ratio's "min-max" over the rounds."""
+    return f"{figures['min']:.2f}-{figures['max']:.2f}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     summary = result["summary"]
     ratios = summary["ratios"]
@@ -24,13 +38,9 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for key, goal in result["goals"].items():
         figures = ratios[key]
-        met = bool(figures["rounds"]) and all(
-            v >= goal["goal"] if goal["comparison"] == ">=" else v <= goal["goal"]
-            for v in figures["rounds"]
-        )
+        met = every_round_meets(figures["rounds"], goal["comparison"], goal["goal"])
         lines.append(
-            f"| {key} | {goal['what']} | {figures['median']:.2f} | "
-            f"{min(figures['rounds']):.2f}-{max(figures['rounds']):.2f} | "
+            f"| {key} | {goal['what']} | {figures['median']:.2f} | {spread(figures)} | "
             f"{goal['comparison']} {goal['goal']:g} | {'met' if met else '**missed**'} |"
         )
     lines += [

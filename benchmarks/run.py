@@ -29,6 +29,7 @@ from typing import Any
 from benchmarks import system
 from benchmarks.allocator_bench import measure_allocator
 from benchmarks.openloop import run_open_loop
+from benchmarks.readme import every_round_meets, markdown, spread, write_figures
 from benchmarks.sampler import BodySampler, number_in, repeated
 from benchmarks.stack import BASELINE_CONFIG, PROJECT_CONFIG, ROOT, BenchStack, Target
 from benchmarks.wrk import finish_wrk, start_wrk
@@ -313,15 +314,6 @@ GOALS = [
 ]
 
 
-def goal_met(value: float, comparison: str, goal: float) -> bool:
-    return value >= goal if comparison == ">=" else value <= goal
-
-
-def every_round_meets(rounds: list[float], comparison: str, goal: float) -> bool:
-    """Met only when each round meets the goal (a median can hide a missed round)."""
-    return bool(rounds) and all(goal_met(value, comparison, goal) for value in rounds)
-
-
 def check_health(run: Run) -> None:
     """The warnings the issue asks for: unsaturated CPU, lopsided workers."""
     for row in run.throughput:
@@ -374,10 +366,6 @@ def print_summary(run: Run, summary: dict[str, Any], block_size: int) -> None:
     )
     if run.warnings:
         print(f"  {len(run.warnings)} warning(s) above: the figures are less trustworthy")
-
-
-def spread(figures: dict[str, Any]) -> str:
-    return f"{figures['min']:.2f}-{figures['max']:.2f}"
 
 
 def git_revision() -> str:
@@ -450,7 +438,6 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.out / f"bench-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=1) + "\n")
     from benchmarks.plot import plot
-    from benchmarks.readme import markdown, write_figures
 
     png_path = args.out / f"bench-{stamp}.png"
     plot(result, png_path)

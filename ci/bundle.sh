@@ -79,9 +79,7 @@ done
 [ -z "${REGISTRY_IMAGE:-}" ] || add_image registry node "$REGISTRY_IMAGE" "${defaults[registry]}"
 [ -z "${PROXY_IMAGE:-}" ] || add_image registry-proxy node "$PROXY_IMAGE" "${defaults[registry-proxy]}"
 
-# Clean copies: the vendored subchart directories are the dependencies, no stale archives.
-cp -r charts/hashstack "$work/chart"
-rm -f "$work"/chart/charts/*.tgz
+chart_copy "$work/chart"
 helm package "$work/chart" --destination "$stage/charts" >/dev/null
 helm package "$work/chart/charts/registry" --destination "$stage/charts" >/dev/null
 install -m 0755 ci/bundle/install.sh "$stage/install.sh"

@@ -27,7 +27,7 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 from promql_lite import Scrapes, parse
 
-from localstack import LOOPBACK, LocalStack, free_port, http_get, running
+from localstack import LOOPBACK, LocalStack, http_get, running
 
 matplotlib.use("Agg")  # no display here
 import matplotlib.pyplot as plt
@@ -131,9 +131,8 @@ def main() -> int:
     scrapes = Scrapes()
     answers: dict[int, int] = {}
     times: list[float] = []
-    ports = [free_port() for _ in range(5)]
     with tempfile.TemporaryDirectory(prefix="hashstack-dashboard-") as base:
-        stack = LocalStack(Path(base), *ports, block_size=20)
+        stack = LocalStack(Path(base), block_size=20)
         with running(stack):
             stop = threading.Event()
             urls = [f"http://{LOOPBACK}:{stack.hash_port}/"] * 3 + [

@@ -31,6 +31,7 @@ NEXT_TAG="$TAG-next"
 E2E_TESTS="${E2E_TESTS:-tests/cluster}"
 E2E_MARK="${E2E_MARK:-cluster}"
 DRY_RUN="${DRY_RUN:-0}"
+SERVICES=(hello persistence hash) # the images built, pushed and deployed here
 export TAG HELM
 
 
@@ -86,7 +87,7 @@ set_args=()
 # Prints one `--set` argument per line for <service>.image.registry/repository/tag.
 image_set_args() {
   local tag=$1 service
-  for service in hello persistence hash; do
+  for service in "${SERVICES[@]}"; do
     printf '%s\n' --set "$service.image.registry=$PULL_REGISTRY" \
       --set "$service.image.repository=hashstack/$service" --set-string "$service.image.tag=$tag"
   done
@@ -97,10 +98,13 @@ push_images() {
   if [ -z "${ENGINE:-}" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     export ENGINE=docker
   fi
-  local tag
+  local service tag
+  run env TAG="$TAG" ci/images.sh build
+  # The same images under a second tag, for the upgrade test: tagged, not built again.
+  for service in "${SERVICES[@]}"; do
+    run "${ENGINE:-podman}" tag "hashstack/$service:$TAG" "hashstack/$service:$NEXT_TAG"
+  done
   for tag in "$TAG" "$NEXT_TAG"; do
-    # The second build is all cache: the same images under a new tag, for the upgrade test.
-    run env TAG="$tag" ci/images.sh build
     run env TAG="$tag" ci/images.sh push "$PUSH_REGISTRY"
   done
 }

@@ -25,3 +25,16 @@ run() {
     "$@"
   fi
 }
+# The script's header comment (line 2 up to `set -euo`) as its help, on stderr; exits 2.
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# A clean copy of the chart at DEST for `helm package`: the vendored subchart directories are
+# its dependencies, so no stale archives in charts/.
+chart_copy() {
+  local dest=${1:?usage: chart_copy DEST}
+  cp -r "$HASHSTACK_ROOT/charts/hashstack" "$dest"
+  rm -f "$dest"/charts/*.tgz
+}

@@ -32,11 +32,6 @@ BASE_IMAGE=${BASE_IMAGE:-localhost/hashstack-base/python:3.11-bookworm}
 CONTEXT=${CONTEXT:-$HASHSTACK_ROOT/images}
 WHEELHOUSE="$HASHSTACK_CACHE/wheelhouse"
 
-usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-  exit 2
-}
-
 image_tag() {
   if [ -n "${TAG:-}" ]; then
     echo "$TAG"

@@ -100,8 +100,6 @@ class Supervised:
                 start_new_session=True,  # our signals reach the whole group, Ctrl-C does not
             )
 
-    _spawn = spawn  # the name older callers and subclasses use
-
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -24,12 +24,6 @@ DIST=${DIST:-$HASHSTACK_ROOT/dist/release}
 PLATFORMS=linux/amd64,linux/arm64
 SERVICES=(hello persistence hash)
 
-usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-  exit 2
-}
-
-
 release_version() { ci/version.sh show; }
 
 # ghcr.io wants lower case; GitHub owners may have upper-case letters.
@@ -92,8 +86,7 @@ cmd_chart() {
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   # A copy: only the released archive names the published images, the work tree stays as is.
-  cp -r charts/hashstack "$work/hashstack"
-  rm -f "$work"/hashstack/charts/*.tgz
+  chart_copy "$work/hashstack"
   ci/version.sh publish "$work/hashstack" "$image_registry"
   helm package "$work/hashstack" --destination "$DIST" >/dev/null
   chart="$DIST/hashstack-$version.tgz"

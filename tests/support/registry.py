@@ -50,7 +50,7 @@ class Registry(Supervised):
             "REGISTRY_HTTP_ADDR": f"{LOOPBACK}:{self.port}",
             "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(self.data_dir / "store"),
         }
-        self._spawn([binary, "serve", str(ROOT / "ci" / "images" / "registry.yml")], env)
+        self.spawn([binary, "serve", str(ROOT / "ci" / "images" / "registry.yml")], env)
         try:
             wait_until_answers(f"{self.url}/v2/", timeout=20)
         except TimeoutError:
