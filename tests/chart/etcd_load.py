@@ -9,12 +9,12 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 from hashstack.allocator import BlockAllocator
 from hashstack.counter import StoreUnavailable
 from hashstack.etcd_counter import EtcdCounter
+from tests.support.numbers import find_duplicates
 
 from .etcd_cluster import StatefulSet
 
@@ -96,7 +96,7 @@ class Load:
     def check(self) -> None:
         """Every promise at once; the message says what broke."""
         taken = [n for per_client in self.numbers for n in per_client]
-        repeated = {n: c for n, c in Counter(taken).items() if c > 1}
+        repeated = find_duplicates(taken)
         assert not repeated, f"{len(repeated)} numbers handed out twice, e.g. {list(repeated)[:5]}"
         assert len(self.cluster_ids) == 1, f"cluster IDs seen: {self.cluster_ids}"
         drops = [(a, b) for a, b in itertools.pairwise(self.counter_samples) if b < a]
