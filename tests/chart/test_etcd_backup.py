@@ -19,7 +19,7 @@ from .etcd_cluster import ETCD_BIN, FULLNAME, StatefulSet, free_ports, post, ren
 from .etcd_load import KEY, Load
 from .k8s import named
 
-pytestmark = [pytest.mark.chart, pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 MARGIN = 1_000_000
 

@@ -19,7 +19,7 @@ import pytest
 from .etcd_cluster import ETCD_BIN, SHELL, StatefulSet
 from .etcd_load import Load
 
-pytestmark = [pytest.mark.chart, pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 LONG = os.environ.get("ETCD_LONG") == "1"
 long_only = pytest.mark.skipif(not LONG, reason="long etcd scenario: make test-etcd-long")

@@ -17,7 +17,6 @@ from tests.support.registry import Registry, running_registry
 
 from .rendering import CHART, HELMS, NAMESPACE, RELEASE, ci_values_file, parse_docs, run_helm
 
-pytestmark = pytest.mark.chart
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
 

@@ -12,13 +12,10 @@ import threading
 import time
 
 import pykube
-import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from .helpers import Ledger
 from .kube import RELEASE, HashClient, Helm, image_overrides
-
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 PERSISTENCE = f"{RELEASE}-persistence"
 WAIT = 600  # seconds for a rollout on a loaded CI runner

@@ -22,8 +22,6 @@ from tests.chart.k8s import pods
 from tests.support import podman as pm
 from tests.support.registry import Registry, running_registry
 
-pytestmark = pytest.mark.images
-
 CHART = pm.ROOT / "charts" / "hashstack"
 VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"

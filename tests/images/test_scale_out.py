@@ -20,8 +20,6 @@ from tests.faults.load import Load
 from tests.images.measurements import record
 from tests.support import podman as pm
 
-pytestmark = pytest.mark.images
-
 WINDOW = 10.0  # seconds after a replica is ready (or gone) in which the shares are measured
 FAIR = (0.5, 1.5)  # every replica's share, as a multiple of the fair share
 ISSUED = re.compile(r"^hashstack_numbers_issued_total (\S+)$", re.MULTILINE)
