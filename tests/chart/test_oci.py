@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.registry import Registry, running_registry
+from tests.support.registry import HELM_CHART_LAYER, Registry, running_registry
 
 from .rendering import (
     CHART,
@@ -24,8 +24,6 @@ from .rendering import (
     parse_docs,
     run_helm,
 )
-
-HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,7 @@ import yaml
 from tests.chart.k8s import pods
 from tests.chart.rendering import CHART_VERSION
 from tests.support import podman as pm
-from tests.support.registry import Registry, running_registry
-
-HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+from tests.support.registry import HELM_CHART_LAYER, Registry, running_registry
 
 
 @dataclass
