@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.chart.rendering import CHART_VERSION
-from tests.images.measurements import record
 from tests.support import podman as pm
+from tests.support.measurements import record
 
 MB = 1_000_000
 # The goal: the service adds at most 40 MB to the Python base image.

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from tests.faults.load import Load
-from tests.images.measurements import record
 from tests.support import podman as pm
+from tests.support.measurements import record
 from tests.support.numbers import issued_total
 
 WINDOW = 10.0  # seconds after a replica is ready (or gone) in which the shares are measured
