@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,6 @@ from .k8s import named
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 MARGIN = 1_000_000
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[[str], StatefulSet]]:
-    if not shutil.which("bash-static"):
-        pytest.skip("bash-static is missing (ci/install-deps.sh installs it)")
-    made: list[StatefulSet] = []
-
-    def make(name: str) -> StatefulSet:
-        workdir = tmp_path / name
-        workdir.mkdir()
-        made.append(StatefulSet(workdir))
-        return made[-1]
-
-    yield make
-    for cluster in made:
-        cluster.close()
 
 
 def backup_values(*extra: str) -> list[str]:

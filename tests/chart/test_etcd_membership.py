@@ -9,10 +9,7 @@ one cluster ID, a counter that never went back, and the expected members, all vo
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +20,6 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 LONG = os.environ.get("ETCD_LONG") == "1"
 long_only = pytest.mark.skipif(not LONG, reason="long etcd scenario: make test-etcd-long")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[StatefulSet]:
-    if not shutil.which("bash-static"):
-        pytest.skip("bash-static is missing (ci/install-deps.sh installs it)")
-    sts = StatefulSet(tmp_path)
-    yield sts
-    sts.close()
 
 
 def scale_under_load(cluster: StatefulSet, first: int, changes: list[int]) -> Load:
