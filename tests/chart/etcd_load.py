@@ -93,6 +93,18 @@ class Load:
         for thread in self._threads:
             thread.join(30)
 
+    def __enter__(self) -> Load:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        """Stops the clients; when the block went through, checks every promise and prints
+        what each phase saw (a failure inside the block is reported as it is)."""
+        self.stop()
+        if exc_type is None:
+            self.check()
+            print(self.summary())
+
     def check(self) -> None:
         """Every promise at once; the message says what broke."""
         taken = [n for per_client in self.numbers for n in per_client]
