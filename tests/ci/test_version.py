@@ -12,6 +12,7 @@ import pytest
 import version
 
 from tests.chart.rendering import CHART_VERSION
+from tests.support.helm import run_helm
 from tests.support.paths import ROOT
 
 CHART = Path("charts/hashstack")
@@ -83,10 +84,7 @@ def test_set_moves_every_place_and_helm_accepts_the_lock(tmp_path: Path) -> None
     assert version.disagreements(version.Tree(root)) == []
     assert version.chart_version(version.Tree(root)) == "7.8.9-rc.1"
     # The relocked Chart.lock is in sync: `helm dependency build` does not complain.
-    built = subprocess.run(
-        ["helm", "dependency", "build", str(root / CHART)], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
+    built = run_helm("helm", "dependency", "build", str(root / CHART), check=False)
     assert built.returncode == 0, built.stderr
     assert "out of sync" not in built.stderr
     assert (root / CHART / "charts" / "etcd-7.8.9-rc.1.tgz").is_file()
