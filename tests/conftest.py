@@ -11,10 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.images import measurements
-from tests.images.measurements import record
-from tests.support import markers
+from tests.support import markers, measurements
 from tests.support import podman as pm
+from tests.support.measurements import record
 
 # etcd3 needs protobuf's pure-Python backend; set before any test imports it (see ci/env.sh).
 os.environ["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"

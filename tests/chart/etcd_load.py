@@ -9,12 +9,12 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 from hashstack.allocator import BlockAllocator
 from hashstack.counter import StoreUnavailable
 from hashstack.etcd_counter import EtcdCounter
+from tests.support.numbers import find_duplicates
 
 from .etcd_cluster import StatefulSet
 
@@ -93,10 +93,22 @@ class Load:
         for thread in self._threads:
             thread.join(30)
 
+    def __enter__(self) -> Load:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        """Stops the clients; when the block went through, checks every promise and prints
+        what each phase saw (a failure inside the block is reported as it is)."""
+        self.stop()
+        if exc_type is None:
+            self.check()
+            print(self.summary())
+
     def check(self) -> None:
         """Every promise at once; the message says what broke."""
         taken = [n for per_client in self.numbers for n in per_client]
-        repeated = {n: c for n, c in Counter(taken).items() if c > 1}
+        repeated = find_duplicates(taken)
         assert not repeated, f"{len(repeated)} numbers handed out twice, e.g. {list(repeated)[:5]}"
         assert len(self.cluster_ids) == 1, f"cluster IDs seen: {self.cluster_ids}"
         drops = [(a, b) for a, b in itertools.pairwise(self.counter_samples) if b < a]

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.pods import assert_restricted  # noqa: F401 (kept for existing imports)
-
 from .rendering import CHART, installed_helms, parse_docs, run_helm
 
 Values = dict[str, Any]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from promql_lite import parse, rates
 
@@ -15,8 +14,6 @@ import hashstack.metrics
 from .hardening import render
 from .k8s import named
 from .rendering import CHART, RELEASE
-
-pytestmark = pytest.mark.chart
 
 DASHBOARD = CHART / "files" / "dashboard.json"
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}

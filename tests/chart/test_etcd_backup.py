@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,26 +18,9 @@ from .etcd_cluster import ETCD_BIN, FULLNAME, StatefulSet, free_ports, post, ren
 from .etcd_load import KEY, Load
 from .k8s import named
 
-pytestmark = [pytest.mark.chart, pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 MARGIN = 1_000_000
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[[str], StatefulSet]]:
-    if not shutil.which("bash-static"):
-        pytest.skip("bash-static is missing (ci/install-deps.sh installs it)")
-    made: list[StatefulSet] = []
-
-    def make(name: str) -> StatefulSet:
-        workdir = tmp_path / name
-        workdir.mkdir()
-        made.append(StatefulSet(workdir))
-        return made[-1]
-
-    yield make
-    for cluster in made:
-        cluster.close()
 
 
 def backup_values(*extra: str) -> list[str]:
@@ -51,21 +33,16 @@ def test_backups_then_a_total_loss_then_restore(
     before = make_cluster("before")
     before.install(3)
     before.wait_settled()
-    load = Load(before)
-    load.start()
-    backups = tmp_path / "backup"
-    backups.mkdir()
-    cronjob = named(render(3, True, *backup_values()), "CronJob", f"{FULLNAME}-backup")
-    ready = before.client_url(before.pods[0])  # what the client Service picks
-    try:
+    with Load(before) as load:
+        backups = tmp_path / "backup"
+        backups.mkdir()
+        cronjob = named(render(3, True, *backup_values()), "CronJob", f"{FULLNAME}-backup")
+        ready = before.client_url(before.pods[0])  # what the client Service picks
         for _ in range(3):
             time.sleep(1)
             run = before.run_job(cronjob, BACKUP_DIR=str(backups), CLUSTER_ENDPOINTS=ready)
             assert run.returncode == 0, run.stderr
         time.sleep(2)  # numbers handed out after the last snapshot, lost with the cluster
-    finally:
-        load.stop()
-    load.check()
 
     # keep=2: a ring of two files; every snapshot verified and indexed.
     assert sorted(p.name for p in backups.glob("snapshot-*")) == ["snapshot-0.db", "snapshot-1.db"]
@@ -112,11 +89,8 @@ def test_backups_then_a_total_loss_then_restore(
     assert "already at or above" in again.stderr
     assert after.read(KEY) == restored
 
-    load_after = Load(after)
-    load_after.start()
-    time.sleep(2)
-    load_after.stop()
-    load_after.check()
+    with Load(after) as load_after:
+        time.sleep(2)
     new = [n for numbers in load_after.numbers for n in numbers]
     assert min(new) > max(old)  # nothing handed out before the loss comes again
 
@@ -128,10 +102,8 @@ def test_defrag_shrinks_every_member_under_load(make_cluster: Callable[[str], St
     cluster = make_cluster("defrag")
     cluster.install(3)
     cluster.wait_settled()
-    load = Load(cluster)
-    load.start()
-    url = cluster.client_url(cluster.pods[0])
-    try:
+    with Load(cluster):
+        url = cluster.client_url(cluster.pods[0])
         # Fill, delete and compact: the space stays inside each member's file until a defrag.
         blob = base64.b64encode(b"x" * 4096).decode()
         for i in range(1500):
@@ -148,8 +120,5 @@ def test_defrag_shrinks_every_member_under_load(make_cluster: Callable[[str], St
         assert run.returncode == 0, run.stderr
         assert run.stdout.count("Finished defragmenting etcd member") == 3, run.stdout
         shrunk = {p.ordinal: cluster.db_size(p) for p in cluster.pods[:3]}
-    finally:
-        load.stop()
-    load.check()
     for ordinal, size in sizes.items():
         assert shrunk[ordinal] < size / 2, (sizes, shrunk)

@@ -9,48 +9,30 @@ one cluster ID, a counter that never went back, and the expected members, all vo
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from .etcd_cluster import ETCD_BIN, SHELL, StatefulSet
 from .etcd_load import Load
 
-pytestmark = [pytest.mark.chart, pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 LONG = os.environ.get("ETCD_LONG") == "1"
 long_only = pytest.mark.skipif(not LONG, reason="long etcd scenario: make test-etcd-long")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[StatefulSet]:
-    if not shutil.which("bash-static"):
-        pytest.skip("bash-static is missing (ci/install-deps.sh installs it)")
-    sts = StatefulSet(tmp_path)
-    yield sts
-    sts.close()
 
 
 def scale_under_load(cluster: StatefulSet, first: int, changes: list[int]) -> Load:
     """Install with `first` members, then helm upgrade to each size in turn, under load."""
     cluster.install(first)
     cluster.wait_settled()
-    load = Load(cluster)
-    load.start()
-    try:
+    with Load(cluster) as load:
         previous = first
         for size in changes:
             cluster.upgrade(size)
             cluster.wait_settled()
             load.mark(f"{previous} -> {size}")
             previous = size
-    finally:
-        load.stop()
-    load.check()
-    print(load.summary())
     return load
 
 
@@ -82,9 +64,7 @@ def test_one_to_three_to_one_under_load(cluster: StatefulSet) -> None:
 def test_restarts_and_a_lost_volume_under_load(cluster: StatefulSet) -> None:
     cluster.install(3)
     cluster.wait_settled()
-    load = Load(cluster)
-    load.start()
-    try:
+    with Load(cluster) as load:
         # helm upgrade with a changed pod template: the hook, then a rolling restart; every
         # restart from here on reads state "existing".
         cluster.upgrade(3)
@@ -98,10 +78,6 @@ def test_restarts_and_a_lost_volume_under_load(cluster: StatefulSet) -> None:
         cluster.restart_all()
         cluster.wait_settled()
         load.mark("all restarted")
-    finally:
-        load.stop()
-    load.check()
-    print(load.summary())
     lines = cluster.entrypoint_lines(lost)
     assert any("has no data: replacing it" in line for line in lines), lines
 
@@ -145,9 +121,7 @@ def test_scaling_sequences_under_load(cluster: StatefulSet, first: int, changes:
 def test_faults_at_every_size_under_load(cluster: StatefulSet, size: int) -> None:
     cluster.install(size)
     cluster.wait_settled()
-    load = Load(cluster)
-    load.start()
-    try:
+    with Load(cluster) as load:
         for pod in cluster.pods[:size]:
             cluster.lose_volume(pod)
             cluster.wait_settled()
@@ -158,7 +132,3 @@ def test_faults_at_every_size_under_load(cluster: StatefulSet, size: int) -> Non
         cluster.restart_all()
         cluster.wait_settled()
         load.mark("all restarted")
-    finally:
-        load.stop()
-    load.check()
-    print(load.summary())

@@ -22,8 +22,6 @@ from .k8s import PolicyModel, by_kind, named, pods
 from .rendering import CHART, HELMS, RELEASE, ci_values_file, installed_helms, run_helm
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, env_of
 
-pytestmark = pytest.mark.chart
-
 SELECTOR = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
 

@@ -11,15 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.support.registry import Registry, running_registry
+from tests.support.registry import HELM_CHART_LAYER, Registry, running_registry
 
-from .rendering import CHART, HELMS, NAMESPACE, RELEASE, ci_values_file, parse_docs, run_helm
-
-pytestmark = pytest.mark.chart
-HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
+from .rendering import (
+    CHART,
+    CHART_VERSION,
+    HELMS,
+    NAMESPACE,
+    RELEASE,
+    ci_values_file,
+    parse_docs,
+    run_helm,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def test_push_pull_template_round_trip(
         run_helm(binary, "package", str(chart_dir), "--destination", str(tmp_path / "pkg"))
         .stdout.strip().rsplit(": ", 1)[1]
     )  # fmt: skip
-    assert packaged.name == f"hashstack-{VERSION}.tgz"
+    assert packaged.name == f"hashstack-{CHART_VERSION}.tgz"
 
     # One repository per Helm, so the two runs cannot see each other's push.
     repo = f"{helm}/charts"
@@ -60,7 +64,7 @@ def test_push_pull_template_round_trip(
     assert pushed_digest, pushed.stdout + pushed.stderr
 
     # The registry holds a Helm chart manifest whose content layer is our archive, byte for byte.
-    digest, manifest = registry.manifest(f"{repo}/hashstack", VERSION)
+    digest, manifest = registry.manifest(f"{repo}/hashstack", CHART_VERSION)
     assert digest == pushed_digest.group(1)
     [layer] = [entry for entry in manifest["layers"] if entry["mediaType"] == HELM_CHART_LAYER]
     assert layer["digest"] == sha256(packaged)
@@ -70,13 +74,14 @@ def test_push_pull_template_round_trip(
     pulled_dir = tmp_path / "pulled"
     pulled_dir.mkdir()
     pulled = run_helm(
-        binary, "pull", ref, "--version", VERSION, "--plain-http", "--destination", str(pulled_dir)
-    )
+        binary, "pull", ref, "--version", CHART_VERSION, "--plain-http",
+        "--destination", str(pulled_dir),
+    )  # fmt: skip
     assert digest in pulled.stdout + pulled.stderr
     assert sha256(pulled_dir / packaged.name) == sha256(packaged)
 
     from_registry = parse_docs(
-        run_helm(binary, *template_args(ref), "--version", VERSION, "--plain-http").stdout
+        run_helm(binary, *template_args(ref), "--version", CHART_VERSION, "--plain-http").stdout
     )
     from_directory = parse_docs(run_helm(binary, *template_args(str(chart_dir))).stdout)
     assert len(from_directory) > 10

@@ -10,9 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.support.helm import installed_helms
+from tests.support.helm import parse_docs, run_helm
 from tests.support.paths import ROOT
 
 from .test_cluster_suite import unreachable_kubeconfig
@@ -59,14 +58,10 @@ def find(commands: list[list[str]], *prefix: str) -> list[list[str]]:
 
 def rendered_images(set_args: list[str]) -> dict[str, str]:
     """Container name -> image of every workload `helm template` makes with these arguments."""
-    helm = installed_helms()["helm"]
-    out = subprocess.run(
-        [str(helm), "template", "hashstack", "charts/hashstack", *set_args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
+    out = run_helm("helm", "template", "hashstack", "charts/hashstack", *set_args, cwd=ROOT).stdout
     images = {}
-    for doc in yaml.safe_load_all(out):
-        if doc and doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+    for doc in parse_docs(out):
+        if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 images[f"{doc['metadata']['name']}/{container['name']}"] = container["image"]
     return images

@@ -30,6 +30,7 @@ import version
 import yaml
 
 from tests.support.files import load_yaml
+from tests.support.helm import run_helm
 from tests.support.paths import ROOT, WORKFLOW
 from tests.support.registry import Registry, running_registry
 from tests.support.schemas import workflow_schema
@@ -238,14 +239,8 @@ def pages(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def helm(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")},
-    }
-    result = subprocess.run(["helm", *args], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+# helm with its homes under `home` (helm(..., home=...)).
+helm = functools.partial(run_helm, "helm")
 
 
 def sha256(path: Path) -> str:

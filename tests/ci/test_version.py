@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import version
-import yaml
 
+from tests.chart.rendering import CHART_VERSION
+from tests.support.helm import run_helm
 from tests.support.paths import ROOT
 
 CHART = Path("charts/hashstack")
@@ -41,11 +42,10 @@ def test_every_place_says_the_release_version() -> None:
 
 
 def test_the_release_version_is_chart_yaml_version() -> None:
-    chart = yaml.safe_load((ROOT / CHART / "Chart.yaml").read_text())
     shown = subprocess.run(
         [str(ROOT / "ci" / "version.py"), "show"], capture_output=True, text=True, check=True
     )
-    assert shown.stdout.strip() == chart["version"]
+    assert shown.stdout.strip() == CHART_VERSION
 
 
 @pytest.mark.parametrize(
@@ -84,10 +84,7 @@ def test_set_moves_every_place_and_helm_accepts_the_lock(tmp_path: Path) -> None
     assert version.disagreements(version.Tree(root)) == []
     assert version.chart_version(version.Tree(root)) == "7.8.9-rc.1"
     # The relocked Chart.lock is in sync: `helm dependency build` does not complain.
-    built = subprocess.run(
-        ["helm", "dependency", "build", str(root / CHART)], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
+    built = run_helm("helm", "dependency", "build", str(root / CHART), check=False)
     assert built.returncode == 0, built.stderr
     assert "out of sync" not in built.stderr
     assert (root / CHART / "charts" / "etcd-7.8.9-rc.1.tgz").is_file()

@@ -20,8 +20,6 @@ from localstack import free_port
 
 from .kube import RELEASE, ROOT, HashClient
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-
 # On ci/kind/cluster.sh's nodes localhost:5000 already goes to the kind registry container
 # (a containerd hosts.toml): the bundle's registry proxy listens on another node port there.
 NODE_PORT = os.environ.get("HASHSTACK_BUNDLE_NODE_PORT", "5001")

@@ -14,8 +14,6 @@ from .helpers import Ledger
 from .kube import CHART, RELEASE, HashClient, Helm, image_overrides
 from .load import under_load
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-
 ETCD = f"{RELEASE}-etcd"
 WAIT = 600
 

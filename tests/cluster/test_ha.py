@@ -17,7 +17,7 @@ from .helpers import Ledger
 from .kube import CHART, RELEASE, HashClient, Helm, image_overrides
 from .load import MAX_FAILED, under_load
 
-pytestmark = [pytest.mark.cluster, pytest.mark.ha, pytest.mark.slow]
+pytestmark = pytest.mark.ha
 
 HA_VALUES = CHART / "ci" / "ha-values.yaml"
 SERVICES = [f"{RELEASE}-hello", f"{RELEASE}-persistence", f"{RELEASE}-hash"]

@@ -21,8 +21,6 @@ from pytest_helm_charts.utils import delete_and_wait_for_objects
 from .helpers import Ledger
 from .kube import RELEASE, ROOT, HashClient
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-
 ENFORCE = "pod-security.kubernetes.io/enforce"
 
 

@@ -6,26 +6,23 @@ Runs under `make e2e` (kind, or the current kube context); skipped here: no clus
 
 from __future__ import annotations
 
-import re
 import subprocess
 import threading
 import time
 
 import pykube
-import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
+
+from tests.support.numbers import issued_total
 
 from .helpers import Ledger
 from .kube import RELEASE, HashClient, Helm, image_overrides
-
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 PERSISTENCE = f"{RELEASE}-persistence"
 WAIT = 600  # seconds for a rollout on a loaded CI runner
 WINDOW = 10.0  # seconds after the new pods are ready in which the shares are measured
 FAIR = (0.5, 1.5)
 THREADS = 8
-ISSUED = re.compile(r"^hashstack_numbers_issued_total (\S+)$", re.MULTILINE)
 # The pod's own Python reads its /metrics: no port-forward, and no NetworkPolicy in the way.
 READ_METRICS = (
     "import urllib.request; "
@@ -51,8 +48,8 @@ def issued(kube_config: str, namespace: str, pod: str) -> float:
     command = ["kubectl", "--kubeconfig", kube_config, "--namespace", namespace, "exec", pod,
                "--", "python", "-c", READ_METRICS]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
-    found = ISSUED.search(out)
-    return float(found.group(1)) if found else 0.0
+    found = issued_total(out)
+    return 0.0 if found is None else found
 
 
 def test_scale_persistence_1_to_3_under_load_spreads_the_calls(

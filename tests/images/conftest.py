@@ -11,11 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.measurements import record
 from tests.support import podman as pm
-
-# Kept importable from here for older test modules; new ones import tests.images.measurements.
-__all__ = ["record"]
 
 
 @pytest.fixture(scope="session")

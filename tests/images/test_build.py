@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tests.images.measurements import record
+from tests.chart.rendering import CHART_VERSION
 from tests.support import podman as pm
+from tests.support.measurements import record
 
-RELEASE_VERSION = yaml.safe_load((pm.ROOT / "charts/hashstack/Chart.yaml").read_text())["version"]
 MB = 1_000_000
 # The goal: the service adds at most 40 MB to the Python base image.
 SIZE_BUDGET = 40 * MB
@@ -33,7 +32,7 @@ def test_image_metadata(images: dict[str, str], service: str) -> None:
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == f"hashstack-{service}"
     # The release version, which ci/version.py keeps in images/pyproject.toml too.
-    assert labels["org.opencontainers.image.version"] == RELEASE_VERSION
+    assert labels["org.opencontainers.image.version"] == CHART_VERSION
     assert labels["org.opencontainers.image.revision"]
     assert "org.opencontainers.image.source" in labels
 

@@ -19,14 +19,9 @@ import pytest
 import yaml
 
 from tests.chart.k8s import pods
+from tests.chart.rendering import CHART_VERSION
 from tests.support import podman as pm
-from tests.support.registry import Registry, running_registry
-
-pytestmark = pytest.mark.images
-
-CHART = pm.ROOT / "charts" / "hashstack"
-VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
-HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+from tests.support.registry import HELM_CHART_LAYER, Registry, running_registry
 
 
 @dataclass
@@ -82,7 +77,7 @@ def bundle(
     )  # fmt: skip
     with tarfile.open(archive) as tar:
         tar.extractall(out / "x", filter="data")
-    return Bundle(archive, out / "x" / f"hashstack-bundle-{VERSION}", sources)
+    return Bundle(archive, out / "x" / f"hashstack-bundle-{CHART_VERSION}", sources)
 
 
 def sha256(path: Path) -> str:
@@ -93,8 +88,8 @@ def test_bundle_holds_images_charts_script_and_checksums(bundle: Bundle) -> None
     files = sorted(str(p.relative_to(bundle.root)) for p in bundle.root.rglob("*") if p.is_file())
     assert [f for f in files if not f.startswith("images/blobs/")] == [
         "SHA256SUMS",
-        f"charts/hashstack-{VERSION}.tgz",
-        f"charts/registry-{VERSION}.tgz",
+        f"charts/hashstack-{CHART_VERSION}.tgz",
+        f"charts/registry-{CHART_VERSION}.tgz",
         "images.txt",
         "images/index.json",
         "images/oci-layout",
@@ -114,7 +109,10 @@ def test_every_image_is_the_local_one_under_the_name_the_chart_uses(bundle: Bund
     entries = bundle.entries()
     assert sorted(entries) == ["etcd", "hash", "hello", "persistence", "registry"]
     for svc in pm.SERVICES:
-        assert (entries[svc].role, entries[svc].target) == ("push", f"hashstack/{svc}:{VERSION}")
+        assert (entries[svc].role, entries[svc].target) == (
+            "push",
+            f"hashstack/{svc}:{CHART_VERSION}",
+        )
     etcd_default = chart_default("etcd")  # registry.k8s.io/etcd:TAG
     assert (entries["etcd"].role, entries["etcd"].target) == ("push", etcd_default.split("/", 1)[1])
     # The registry's own image goes onto the nodes, named as the registry subchart asks for it.
@@ -141,10 +139,10 @@ def test_every_image_is_the_local_one_under_the_name_the_chart_uses(bundle: Bund
 
 def test_charts_in_the_bundle_are_this_release(bundle: Bundle) -> None:
     for name in ("hashstack", "registry"):
-        with tarfile.open(bundle.root / "charts" / f"{name}-{VERSION}.tgz") as tar:
+        with tarfile.open(bundle.root / "charts" / f"{name}-{CHART_VERSION}.tgz") as tar:
             member = tar.extractfile(f"{name}/Chart.yaml")
             assert member is not None
-            assert yaml.safe_load(member.read())["version"] == VERSION
+            assert yaml.safe_load(member.read())["version"] == CHART_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +172,10 @@ def test_push_puts_every_artifact_into_the_registry(
         # Copied as it is in the bundle: the same manifest, so the same digest.
         assert digest == entry.manifest
         assert manifest["config"]["digest"] == entry.config
-    digest, manifest = registry.manifest("charts/hashstack", VERSION)
+    digest, manifest = registry.manifest("charts/hashstack", CHART_VERSION)
     [layer] = [m for m in manifest["layers"] if m["mediaType"] == HELM_CHART_LAYER]
     assert layer["digest"] == "sha256:" + sha256(
-        bundle.root / "charts" / f"hashstack-{VERSION}.tgz"
+        bundle.root / "charts" / f"hashstack-{CHART_VERSION}.tgz"
     )
     assert digest in pushed.stdout + pushed.stderr
 
@@ -208,7 +206,7 @@ def test_app_from_the_registry_renders_the_pushed_images(
 ) -> None:
     result = bundle.install("app", "--template", registry=registry)
     assert result.returncode == 0, result.stderr
-    assert f"Pulled: {registry.address}/charts/hashstack:{VERSION}" in result.stderr
+    assert f"Pulled: {registry.address}/charts/hashstack:{CHART_VERSION}" in result.stderr
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     images = {c["image"] for pod in pods(objects) for c in pod.containers()}
     targets = {f"localhost:5000/{e.target}" for e in bundle.entries().values() if e.role == "push"}
@@ -226,7 +224,7 @@ def test_a_damaged_bundle_is_refused_before_anything_happens(
 ) -> None:
     copy = tmp_path / "bundle"
     shutil.copytree(bundle.root, copy)
-    chart = copy / "charts" / f"hashstack-{VERSION}.tgz"
+    chart = copy / "charts" / f"hashstack-{CHART_VERSION}.tgz"
     chart.write_bytes(chart.read_bytes()[:-10])
     before = sorted(registry.repositories())
     result = Bundle(bundle.archive, copy, bundle.sources).install("push", registry=registry)

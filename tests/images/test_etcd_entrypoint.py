@@ -21,8 +21,6 @@ from tests.chart.k8s import named
 from tests.chart.subchart import ETCD, env_of
 from tests.support import podman as pm
 
-pytestmark = pytest.mark.slow
-
 SERVICE = f"{FULLNAME}.{ETCD.namespace}.svc.cluster.local"
 HEADLESS = f"{FULLNAME}-headless.{ETCD.namespace}.svc.cluster.local"
 

@@ -6,8 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.images.measurements import record
 from tests.support import podman as pm
+from tests.support.measurements import record
 
 
 def test_touching_one_py_file_reuses_the_dependency_layer(

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from localstack import free_port
-from tests.images.measurements import record
 from tests.support import podman as pm
+from tests.support.measurements import record
 from tests.support.wait import wait_until
 
 MANIFEST_TYPES = ", ".join(

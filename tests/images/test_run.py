@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.images.measurements import record
 from tests.support import podman as pm
+from tests.support.measurements import record
 from tests.support.wait import wait_until
 
 

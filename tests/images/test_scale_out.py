@@ -9,7 +9,6 @@ cluster suite measures pods.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -17,14 +16,12 @@ import pytest
 import requests
 
 from tests.faults.load import Load
-from tests.images.measurements import record
 from tests.support import podman as pm
-
-pytestmark = pytest.mark.images
+from tests.support.measurements import record
+from tests.support.numbers import issued_total
 
 WINDOW = 10.0  # seconds after a replica is ready (or gone) in which the shares are measured
 FAIR = (0.5, 1.5)  # every replica's share, as a multiple of the fair share
-ISSUED = re.compile(r"^hashstack_numbers_issued_total (\S+)$", re.MULTILINE)
 
 
 @dataclass
@@ -34,8 +31,8 @@ class Replica:
 
     def issued(self) -> float:
         text = requests.get(f"{self.url}/metrics", timeout=5).text
-        found = ISSUED.search(text)
-        return float(found.group(1)) if found else 0.0
+        found = issued_total(text)
+        return 0.0 if found is None else found
 
 
 @dataclass

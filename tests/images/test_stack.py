@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.images.measurements import record
 from tests.support import podman as pm
+from tests.support.measurements import record
 from tests.support.numbers import find_duplicates
 
 HASHES = ("hash-1", "hash-2", "hash-lb")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from localstack import http_get, wait_until_answers
-from tests.support.numbers import find_duplicates
+from tests.support.numbers import find_duplicates, issued_total
 
 from .clients import hammer
 
@@ -32,10 +30,10 @@ def ready_pair(etcd, start_service, **env: str):  # type: ignore[no-untyped-def]
     )
 
 
-def issued_total(metrics_text: str) -> float:
-    match = re.search(r"^hashstack_numbers_issued_total (\S+)$", metrics_text, re.MULTILINE)
-    assert match, metrics_text[:500]
-    return float(match.group(1))
+def issued_in(metrics_text: str) -> float:
+    issued = issued_total(metrics_text)
+    assert issued is not None, metrics_text[:500]
+    return issued
 
 
 def test_two_processes_of_four_workers_never_repeat(etcd, start_service) -> None:
@@ -46,7 +44,7 @@ def test_two_processes_of_four_workers_never_repeat(etcd, start_service) -> None
     assert results.duplicates() == []
     assert min(results.numbers) >= 1
     # Several workers wrote the metric; the scrape must add them all up.
-    issued = sum(issued_total(http_get(f"{p.url}/metrics")[1].decode()) for p in processes)
+    issued = sum(issued_in(http_get(f"{p.url}/metrics")[1].decode()) for p in processes)
     assert issued == 5000
 
 

@@ -8,49 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.skaffold.scenarios import (
-    ROOT,
-    SCENARIO_IDS,
-    SCENARIOS,
-    SCHEMA,
-    SKAFFOLD_YAML,
-    Applied,
-    ApplyFn,
-    Scenario,
-    apply_scenario,
-    built_reference,
-    containers,
-    helm,
-    is_local_context,
-    parse_docs,
-    pod_spec,
-    sample_digest,
-    sample_image_id,
-    sample_tag,
-    template_args,
-)
-
-# Kept importable from here for older test modules; new ones import tests.skaffold.scenarios.
-__all__ = [
-    "ROOT",
-    "SCENARIOS",
-    "SCENARIO_IDS",
-    "SCHEMA",
-    "SKAFFOLD_YAML",
-    "Applied",
-    "ApplyFn",
-    "Scenario",
-    "built_reference",
-    "containers",
-    "helm",
-    "is_local_context",
-    "parse_docs",
-    "pod_spec",
-    "sample_digest",
-    "sample_image_id",
-    "sample_tag",
-    "template_args",
-]
+from tests.skaffold.scenarios import SKAFFOLD_YAML, Applied, ApplyFn, Scenario, apply_scenario
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,17 @@ def installed_helms() -> dict[str, Path]:
 
 
 def run_helm(
-    helm: Path | str = "helm", *args: str, check: bool = True, cwd: Path | None = None
+    helm: Path | str = "helm",
+    *args: str,
+    check: bool = True,
+    cwd: Path | None = None,
+    home: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run helm (a path, or "helm"/"helm3") with a private home under .cache, so no user
-    repositories or plugins leak in; an AssertionError with helm's output when it fails."""
+    """Run helm (a path, or "helm"/"helm3") with a private home (`home`, or one under .cache),
+    so no user repositories or plugins leak in; an AssertionError with helm's output when it
+    fails."""
     binary = installed_helms()[helm] if isinstance(helm, str) else helm
-    home = tools_bin().parent / "helm-home"
+    home = home or tools_bin().parent / "helm-home"
     env = {
         **os.environ,
         "HELM_CACHE_HOME": str(home / "cache"),

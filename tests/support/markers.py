@@ -36,7 +36,6 @@ FIXTURE_NEEDS: dict[str, str] = {
     "etcd": "etcd",
     "etcd_trio": "etcd",
     "start_service": "etcd",
-    "entrypoint_cluster": "etcd",
     "podman_ready": "podman",
     "images": "podman",
     "render": "helm",

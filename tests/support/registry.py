@@ -17,6 +17,8 @@ import pytest
 
 from localstack import LOOPBACK, ROOT, Supervised, free_port, wait_until_answers
 
+# The media type of a Helm chart's content layer in an OCI manifest.
+HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 MANIFEST_TYPES = ", ".join(
     [
         "application/vnd.oci.image.index.v1+json",
