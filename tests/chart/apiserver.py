@@ -6,8 +6,8 @@ the chart rendered it, and a GitOps tool comparing the two (Argo CD's diff, abov
 server-side apply) can report it OutOfSync forever. Every rule reads the object together with
 its OpenAPI schema (kubernetes-validate's copy: the same one test_render validates against),
 so "a quantity", "an int-or-string", "a map", "an atomic list" and "a list keyed by" come from
-Kubernetes' own type definitions, not from a list of paths kept here. Custom resources
-(HTTPRoute, ServiceMonitor) have no schema there and are left out.
+Kubernetes' own type definitions, not from a list of paths kept here. Custom resources have no
+schema there: only the HTTPRoute's defaults are checked, by a rule of their own.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from functools import cache
-from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
+
+from tests.support.schemas import kubernetes_schemas
 
 from .rendering import KUBE_VERSIONS
 
@@ -37,14 +38,11 @@ PORT_TYPES = (
 )
 
 
-@cache
-def _schemas() -> tuple[dict[str, Any], Any]:
-    root = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBE}-local"
-    defs = json.loads((root / "_definitions.json").read_text())["$defs"]
-    return defs, root
+def _schemas() -> tuple[dict[str, Any], Traversable]:
+    return kubernetes_schemas(KUBE)
 
 
-def _kind_schema(obj: dict[str, Any]) -> dict[str, Any] | None:
+def kind_schema(obj: dict[str, Any]) -> dict[str, Any] | None:
     """The object's schema, or None for a kind Kubernetes does not define (a CRD's)."""
     defs, root = _schemas()
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", obj["apiVersion"])
@@ -81,7 +79,7 @@ class Node:
 
 def nodes(obj: dict[str, Any]) -> Iterator[Node]:
     """Every value of a built-in object, depth first, each with its schema; none for a CRD."""
-    schema = _kind_schema(obj)
+    schema = kind_schema(obj)
     if schema is None:
         return
     yield from _walk(obj, schema, "", False)
@@ -259,6 +257,35 @@ def unique_keys(obj: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Defaults the Gateway API's CRD schema gives (gateway.networking.k8s.io/v1, +kubebuilder:default).
+GATEWAY_DEFAULTS = {
+    "parentRefs": {"group": "gateway.networking.k8s.io", "kind": "Gateway"},
+    "backendRefs": {"group": "", "kind": "Service", "weight": 1},
+}
+
+
+def gateway_api_defaults(obj: dict[str, Any]) -> list[str]:
+    """An HTTPRoute's parentRefs and backendRefs write out the Gateway API's defaults (group,
+    kind, weight). The API server fills them in from the CRD's schema; Argo CD's diff repeats
+    the built-in types' defaults but not a CRD's, so under server-side apply an entry that
+    leaves them out differs from the stored one. (No Kubernetes schema here: a custom kind.)"""
+    if (obj["apiVersion"], obj["kind"]) != ("gateway.networking.k8s.io/v1", "HTTPRoute"):
+        return []
+    spec = obj["spec"]
+    refs = [("parentRefs", i, r) for i, r in enumerate(spec.get("parentRefs", []))]
+    refs += [
+        ("backendRefs", i, r)
+        for rule in spec.get("rules", [])
+        for i, r in enumerate(rule.get("backendRefs", []))
+    ]
+    return [
+        f"HTTPRoute/{obj['metadata']['name']} {field}[{i}]: no {key} (the server stores {value!r})"
+        for field, i, ref in refs
+        for key, value in GATEWAY_DEFAULTS[field].items()
+        if key not in ref
+    ]
+
+
 RULES: dict[str, Rule] = {
     "embedded-type-meta": embedded_type_meta,
     "canonical-quantities": canonical_quantities,
@@ -266,6 +293,7 @@ RULES: dict[str, Rule] = {
     "explicit-protocols": explicit_protocols,
     "nothing-dropped": nothing_dropped,
     "unique-keys": unique_keys,
+    "gateway-api-defaults": gateway_api_defaults,
 }
 
 

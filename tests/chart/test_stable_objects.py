@@ -103,12 +103,20 @@ def test_each_rule_catches_its_case(render: RenderFn) -> None:
         "nothing-dropped": empty_map,
         "unique-keys": repeated_env,
     }
-    assert set(cases) == set(RULES)
+    assert set(cases) == set(RULES) - {"gateway-api-defaults"}  # see the HTTPRoute test
     assert container["ports"] and base["spec"]["volumeClaimTemplates"] and pod
     for name, change in cases.items():
         obj = broken(change)
         caught = {rule for rule, check in RULES.items() if check(obj)}
         assert caught == {name}, f"{name}: reported by {caught}"
+
+
+def test_an_httproute_without_the_gateway_defaults_is_caught(render: RenderFn) -> None:
+    routes = copy.deepcopy(by_kind(render("ingress"), "HTTPRoute"))
+    assert routes and not [p for r in routes for p in RULES["gateway-api-defaults"](r)]
+    del routes[0]["spec"]["rules"][0]["backendRefs"][0]["weight"]
+    del routes[1]["spec"]["parentRefs"][0]["kind"]
+    assert [len(RULES["gateway-api-defaults"](r)) for r in routes] == [1, 1]
 
 
 def test_an_hpa_target_with_replicas_is_caught(render: RenderFn) -> None:
