@@ -44,7 +44,7 @@ def _schemas() -> tuple[dict[str, Any], Traversable]:
 
 def kind_schema(obj: dict[str, Any]) -> dict[str, Any] | None:
     """The object's schema, or None for a kind Kubernetes does not define (a CRD's)."""
-    defs, root = _schemas()
+    root = _schemas()[1]
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", obj["apiVersion"])
     path = root / f"{obj['kind'].lower()}-{group_version}.json"
     if not path.is_file():
@@ -111,7 +111,9 @@ _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL_SUFFIX = {power: suffix for suffix, power in _DECIMAL.items()}
 _BINARY_SUFFIX = {power: suffix for suffix, power in _BINARY.items()} | {0: ""}
-_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$")
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$"
+)
 
 
 def canonical_quantity(text: str) -> str:
@@ -168,8 +170,8 @@ def embedded_type_meta(obj: dict[str, Any]) -> list[str]:
     cannot repeat a conversion, shows the StatefulSet OutOfSync on every refresh
     (argoproj/argo-cd#11143 under server-side apply, CloudPirates-io/helm-charts#1413)."""
     return [
-        f"{n.where(obj)}: an embedded PersistentVolumeClaim needs apiVersion: v1 and "
-        f"kind: PersistentVolumeClaim (found {n.value.get('apiVersion')!r}, {n.value.get('kind')!r})"
+        f"{n.where(obj)}: an embedded PersistentVolumeClaim needs apiVersion: v1 and kind: "
+        f"PersistentVolumeClaim (found {n.value.get('apiVersion')!r}, {n.value.get('kind')!r})"
         for n in nodes(obj)
         if n.ref == PVC
         and n.path != "."

@@ -14,9 +14,24 @@ from tests.support.helm import installed_helms, parse_docs, run_helm
 from tests.support.paths import CHART, ROOT
 
 __all__ = [
-    "APP_VERSION", "BAD_VALUES", "CHART", "CHART_VERSION", "CI_VALUES", "HELMS", "KUBE_VERSIONS",
-    "NAMESPACE", "RELEASE", "ROOT", "RenderFn", "ci_values_file", "installed_helms", "parse_docs",
-    "merge_values", "run_helm", "values_of", "with_defaults",
+    "APP_VERSION",
+    "BAD_VALUES",
+    "CHART",
+    "CHART_VERSION",
+    "CI_VALUES",
+    "HELMS",
+    "KUBE_VERSIONS",
+    "NAMESPACE",
+    "RELEASE",
+    "ROOT",
+    "RenderFn",
+    "ci_values_file",
+    "installed_helms",
+    "merge_values",
+    "parse_docs",
+    "run_helm",
+    "values_of",
+    "with_defaults",
 ]  # fmt: skip
 
 # The release version (ci/version.py keeps every other place in step with it).
@@ -62,7 +77,9 @@ def merge_values(base: Any, over: Any) -> Any:
 
 def with_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """The chart's values.yaml with `values` on top."""
-    merged: dict[str, Any] = merge_values(yaml.safe_load((CHART / "values.yaml").read_text()), values)
+    merged: dict[str, Any] = merge_values(
+        yaml.safe_load((CHART / "values.yaml").read_text()), values
+    )
     return merged
 
 

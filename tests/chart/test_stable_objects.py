@@ -68,8 +68,7 @@ def _statefulset(render: RenderFn) -> dict[str, Any]:
 def test_each_rule_catches_its_case(render: RenderFn) -> None:
     """Break the etcd StatefulSet in each rule's way: the rule (and only it) reports it."""
     base = _statefulset(render)
-    pod = base["spec"]["template"]["spec"]
-    container = pod["containers"][0]
+    container = base["spec"]["template"]["spec"]["containers"][0]
 
     def broken(change: Any) -> dict[str, Any]:
         obj = copy.deepcopy(base)
@@ -104,7 +103,8 @@ def test_each_rule_catches_its_case(render: RenderFn) -> None:
         "unique-keys": repeated_env,
     }
     assert set(cases) == set(RULES) - {"gateway-api-defaults"}  # see the HTTPRoute test
-    assert container["ports"] and base["spec"]["volumeClaimTemplates"] and pod
+    assert container["ports"], "the cases need ports"
+    assert base["spec"]["volumeClaimTemplates"], "and a claim template"
     for name, change in cases.items():
         obj = broken(change)
         caught = {rule for rule, check in RULES.items() if check(obj)}
@@ -113,7 +113,8 @@ def test_each_rule_catches_its_case(render: RenderFn) -> None:
 
 def test_an_httproute_without_the_gateway_defaults_is_caught(render: RenderFn) -> None:
     routes = copy.deepcopy(by_kind(render("ingress"), "HTTPRoute"))
-    assert routes and not [p for r in routes for p in RULES["gateway-api-defaults"](r)]
+    assert routes
+    assert not [p for r in routes for p in RULES["gateway-api-defaults"](r)]
     del routes[0]["spec"]["rules"][0]["backendRefs"][0]["weight"]
     del routes[1]["spec"]["parentRefs"][0]["kind"]
     assert [len(RULES["gateway-api-defaults"](r)) for r in routes] == [1, 1]
