@@ -6,6 +6,7 @@ each rule catches what it is about."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from .apiserver import RULES, autoscaled_replicas, canonical_quantity, nodes
 from .k8s import by_kind
-from .rendering import CI_VALUES, NAMESPACE, RELEASE, RenderFn, ci_values_file, run_helm
+from .rendering import CHART, CI_VALUES, NAMESPACE, RELEASE, RenderFn, ci_values_file, run_helm
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
@@ -21,6 +22,25 @@ from .rendering import CI_VALUES, NAMESPACE, RELEASE, RenderFn, ci_values_file, 
 def test_objects_are_stored_as_rendered(values: str, rule: str, render: RenderFn) -> None:
     objects = render(values)
     problems = [p for obj in objects for p in RULES[rule](obj)]
+    assert not problems, "\n".join(problems)
+
+
+# Switches no ci values file turns on: etcd's CronJobs, restore Job and TLS; no volumes.
+FEATURES = {
+    "etcd-jobs-and-tls": (
+        "etcd.backup.enabled=true", "etcd.backup.restore.snapshot=s.db", "etcd.defrag.enabled=true",
+        "etcd.tls.enabled=true", "etcd.tls.existingSecret=etcd-tls",
+    ),
+    "no-volumes": ("etcd.persistence.enabled=false", "registry.persistence.enabled=false"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURES))
+def test_optional_objects_are_stored_as_rendered(feature: str, render: RenderFn) -> None:
+    extra = tuple(arg for value in FEATURES[feature] for arg in ("--set", value))
+    objects = render("default", extra=extra)
+    assert len(objects) > len(render("minimal"))
+    problems = [p for obj in objects for check in RULES.values() for p in check(obj)]
     assert not problems, "\n".join(problems)
 
 
@@ -131,7 +151,11 @@ def test_an_hpa_target_with_replicas_is_caught(render: RenderFn) -> None:
 
 def test_rendering_is_deterministic(built_chart: Path, helm_bins: dict[str, Path]) -> None:
     """Two renders of the same values are identical (no random or time-based value), so Argo
-    CD's repeated `helm template` sees no change between refreshes."""
+    CD's repeated `helm template` sees no change between refreshes; and no template asks the
+    cluster (`lookup` finds nothing under `helm template`, which is how Argo CD renders)."""
+    templates = [p for p in CHART.rglob("templates/**/*") if p.is_file()]
+    assert templates
+    assert not [p for p in templates if re.search(r"\blookup\b", p.read_text())]
     args = ["template", RELEASE, str(built_chart), "--namespace", NAMESPACE]
     args += ["-f", str(ci_values_file("ha"))]
     first, second = (run_helm(helm_bins["helm"], *args).stdout for _ in range(2))
