@@ -288,6 +288,16 @@ def gateway_api_defaults(obj: dict[str, Any]) -> list[str]:
     ]
 
 
+def jobs_are_hooks(obj: dict[str, Any]) -> list[str]:
+    """A Job is a Helm hook, created anew each time it runs. The API server refuses any change
+    to a Job's pod template (immutable) and fills in its selector and pod labels itself, so a
+    plain Job in a release could not be synced again once its spec changed (Argo CD would need
+    Replace=true for it)."""
+    if obj["kind"] != "Job" or "helm.sh/hook" in obj["metadata"].get("annotations", {}):
+        return []
+    return [f"Job/{obj['metadata']['name']}: not a hook (its pod template cannot be updated)"]
+
+
 RULES: dict[str, Rule] = {
     "embedded-type-meta": embedded_type_meta,
     "canonical-quantities": canonical_quantities,
@@ -296,6 +306,7 @@ RULES: dict[str, Rule] = {
     "nothing-dropped": nothing_dropped,
     "unique-keys": unique_keys,
     "gateway-api-defaults": gateway_api_defaults,
+    "jobs-are-hooks": jobs_are_hooks,
 }
 
 

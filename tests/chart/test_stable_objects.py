@@ -122,7 +122,8 @@ def test_each_rule_catches_its_case(render: RenderFn) -> None:
         "nothing-dropped": empty_map,
         "unique-keys": repeated_env,
     }
-    assert set(cases) == set(RULES) - {"gateway-api-defaults"}  # see the HTTPRoute test
+    # The HTTPRoute and Job rules are about other kinds: tests of their own below.
+    assert set(cases) == set(RULES) - {"gateway-api-defaults", "jobs-are-hooks"}
     assert container["ports"], "the cases need ports"
     assert base["spec"]["volumeClaimTemplates"], "and a claim template"
     for name, change in cases.items():
@@ -138,6 +139,13 @@ def test_an_httproute_without_the_gateway_defaults_is_caught(render: RenderFn) -
     del routes[0]["spec"]["rules"][0]["backendRefs"][0]["weight"]
     del routes[1]["spec"]["parentRefs"][0]["kind"]
     assert [len(RULES["gateway-api-defaults"](r)) for r in routes] == [1, 1]
+
+
+def test_a_job_that_is_not_a_hook_is_caught(render: RenderFn) -> None:
+    (job,) = copy.deepcopy(by_kind(render("default"), "Job"))
+    assert not RULES["jobs-are-hooks"](job)
+    del job["metadata"]["annotations"]["helm.sh/hook"]
+    assert RULES["jobs-are-hooks"](job)
 
 
 def test_an_hpa_target_with_replicas_is_caught(render: RenderFn) -> None:

@@ -86,7 +86,7 @@ def closed(schema: Any) -> Any:
 def crd_validator(api_version: str, kind: str, kube: str) -> jsonschema.protocols.Validator:
     """A validator for custom resources of (api_version, kind) from tests/data/crds, closed as
     the API server validates them; a `$ref` to Kubernetes' ObjectMeta resolves to Kubernetes
-    `kube`'s own definition. KeyError when no schema there is for that kind."""
+    `kube`'s own definition. ValueError when no schema there is for that kind."""
     (name,) = [
         file for file, source in crd_sources().items()
         if (source["apiVersion"], source["kind"]) == (api_version, kind)
