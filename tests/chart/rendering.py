@@ -14,24 +14,9 @@ from tests.support.helm import installed_helms, parse_docs, run_helm
 from tests.support.paths import CHART, ROOT
 
 __all__ = [
-    "APP_VERSION",
-    "BAD_VALUES",
-    "CHART",
-    "CHART_VERSION",
-    "CI_VALUES",
-    "HELMS",
-    "KUBE_VERSIONS",
-    "NAMESPACE",
-    "RELEASE",
-    "ROOT",
-    "RenderFn",
-    "ci_values_file",
-    "installed_helms",
-    "merge_values",
-    "parse_docs",
-    "run_helm",
-    "values_of",
-    "with_defaults",
+    "APP_VERSION", "BAD_VALUES", "CHART", "CHART_VERSION", "CI_VALUES", "HELMS", "KUBE_VERSIONS",
+    "NAMESPACE", "RELEASE", "ROOT", "RenderFn", "ci_values_file", "installed_helms", "parse_docs",
+    "run_helm", "values_of", "with_defaults",
 ]  # fmt: skip
 
 # The release version (ci/version.py keeps every other place in step with it).

@@ -104,8 +104,12 @@ def test_examples_validate_against_their_schemas(path: Path) -> None:
         (FLUX, "OCIRepository", lambda o: o["spec"]["ref"].update(tagg="1")),
         (ARGO, "Application", lambda o: _helm(o)["parameters"][0].update(value=1)),
         (ARGO, "Application", lambda o: o["spec"]["source"].update(chartt="x")),
+        (ARGO, "Application", lambda o: o["metadata"].update(label={"a": "b"})),
     ],
-    ids=["chartRef-kind", "unknown-field", "oci-url", "ref-unknown", "parameter-int", "unknown"],
+    ids=[
+        "chartRef-kind", "unknown-field", "oci-url", "ref-unknown", "parameter-int", "unknown",
+        "object-meta",
+    ],
 )  # fmt: skip
 def test_the_schemas_catch_a_broken_example(path: Path, kind: str, breakage: Any) -> None:
     obj = copy.deepcopy(one(path, kind))

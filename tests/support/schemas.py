@@ -1,5 +1,6 @@
 """JSON schemas the tests validate against: the shared copies beside the repository when they
-are there (../shared/schemas), else a source a CI runner has, so the checks run on GitHub too."""
+are there (../shared/schemas), else a source a CI runner has, so the checks run on GitHub too;
+Kubernetes' own (kubernetes-validate's); and the CRD schemas kept in tests/data/crds."""
 
 from __future__ import annotations
 
@@ -92,11 +93,18 @@ def crd_validator(api_version: str, kind: str, kube: str) -> jsonschema.protocol
         if (source["apiVersion"], source["kind"]) == (api_version, kind)
     ]  # fmt: skip
     schema = closed(json.loads((CRDS / name).read_text()))
-    defs = kubernetes_schemas(kube)[0]
-    object_meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-    meta = Resource.from_contents(
-        {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs,
-         "$ref": f"#/$defs/{object_meta}"}
-    )  # fmt: skip
-    registry: Registry = Registry().with_resource(object_meta, meta)
+    registry: Registry = Registry().with_resource(OBJECT_META, _object_meta(kube))
     return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+@cache
+def _object_meta(kube: str) -> Resource[Any]:
+    """Kubernetes' ObjectMeta (closed like the CRDs), as the resource a `$ref` to it finds."""
+    return Resource.from_contents(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema",
+         "$defs": {name: closed(d) for name, d in kubernetes_schemas(kube)[0].items()},
+         "$ref": f"#/$defs/{OBJECT_META}"}
+    )  # fmt: skip
