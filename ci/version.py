@@ -49,6 +49,11 @@ PACKAGE_PLACES = (
     ("images/pyproject.toml", 'version = "', '"'),
     ("images/hashstack/__init__.py", '__version__ = "', '"'),
     ("images/Dockerfile", "ARG VERSION=", ""),
+    # The GitOps examples pin the release they install (docs/gitops.md shows them whole).
+    ("docs/examples/flux/hashstack.yaml", '    tag: "', '"'),
+    ("docs/examples/argocd/hashstack.yaml", "    targetRevision: ", ""),
+    ("docs/gitops.md", '    tag: "', '"'),
+    ("docs/gitops.md", "    targetRevision: ", ""),
 )
 
 

@@ -16,7 +16,7 @@ from tests.support.paths import CHART, ROOT
 __all__ = [
     "APP_VERSION", "BAD_VALUES", "CHART", "CHART_VERSION", "CI_VALUES", "HELMS", "KUBE_VERSIONS",
     "NAMESPACE", "RELEASE", "ROOT", "RenderFn", "ci_values_file", "installed_helms", "parse_docs",
-    "run_helm", "values_of",
+    "run_helm", "values_of", "with_defaults",
 ]  # fmt: skip
 
 # The release version (ci/version.py keeps every other place in step with it).
@@ -50,16 +50,24 @@ def ci_values_file(name: str) -> Path:
     return path
 
 
+def merge_values(base: Any, over: Any) -> Any:
+    """`over` on top of `base` as Helm merges values: maps merge, the rest replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = merge_values(base.get(key), value)
+        return out
+    return over
+
+
+def with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The chart's values.yaml with `values` on top."""
+    merged: dict[str, Any] = merge_values(
+        yaml.safe_load((CHART / "values.yaml").read_text()), values
+    )
+    return merged
+
+
 def values_of(name: str) -> dict[str, Any]:
-    """The chart's values.yaml merged with ci/<name>.yaml (maps merge, the rest replaces)."""
-
-    def merge(base: Any, over: Any) -> Any:
-        if isinstance(base, dict) and isinstance(over, dict):
-            out = dict(base)
-            for key, value in over.items():
-                out[key] = merge(base.get(key), value)
-            return out
-        return over
-
-    base = yaml.safe_load((CHART / "values.yaml").read_text())
-    return merge(base, yaml.safe_load(ci_values_file(name).read_text()) or {})
+    """The chart's values.yaml merged with ci/<name>.yaml."""
+    return with_defaults(yaml.safe_load(ci_values_file(name).read_text()) or {})

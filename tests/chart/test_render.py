@@ -134,7 +134,10 @@ def test_custom_resources_have_their_shape(render: RenderFn) -> None:
         assert spec["parentRefs"]
         assert all("name" in p for p in spec["parentRefs"])
         backend = spec["rules"][0]["backendRefs"][0]
-        assert backend == {"name": route["metadata"]["name"], "port": 80}
+        assert backend == {
+            "group": "", "kind": "Service", "name": route["metadata"]["name"], "port": 80,
+            "weight": 1,
+        }  # fmt: skip
     monitors = [o for o in render("ha") if o["kind"] == "ServiceMonitor"]
     assert {m["metadata"]["name"] for m in monitors} == {
         f"{RELEASE}-{s}" for s in ("hello", "persistence", "hash")

@@ -8,6 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "hashstack"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+# Custom resource schemas kept as test data, each with the registry package it came from.
+CRDS = ROOT / "tests" / "data" / "crds"
+# The GitOps examples people copy (docs/gitops.md shows them).
+EXAMPLES = ROOT / "docs" / "examples"
 # JSON schemas shared beside the repository (never copied into it); the tests prefer these and
 # fall back to the copies check-jsonschema ships (tests/support/schemas.py).
 SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"

@@ -25,17 +25,15 @@ spec:
     - Egress
   {{- $ingress := include "hashstack.npIngressRules" . | trim }}
   {{- $egress := include "hashstack.npEgressRules" . | trim }}
-  {{- if $ingress }}
+  {{- /* No rules: the key is left out (the API server drops an empty list; the policyTypes
+  above still deny all). */}}
+  {{- with $ingress }}
   ingress:
-    {{- $ingress | nindent 4 }}
-  {{- else }}
-  ingress: []
+    {{- . | nindent 4 }}
   {{- end }}
-  {{- if $egress }}
+  {{- with $egress }}
   egress:
-    {{- $egress | nindent 4 }}
-  {{- else }}
-  egress: []
+    {{- . | nindent 4 }}
   {{- end }}
 {{- range $target := $v.links | default dict | values | uniq | sortAlpha }}
 {{ include "hashstack.allowIngressFrom" (dict "root" $root "from" $.name "to" $target "port" $port) }}

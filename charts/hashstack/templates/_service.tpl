@@ -480,8 +480,14 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
+  {{- /* The Gateway API's defaults (group, kind, weight) written out, as the API server stores
+  them in these atomic lists, so GitOps diffs see no change (docs/gitops.md). */}}
+  {{- $parents := list }}
+  {{- range $v.httpRoute.parentRefs }}
+  {{- $parents = append $parents (merge (dict) . (dict "group" "gateway.networking.k8s.io" "kind" "Gateway")) }}
+  {{- end }}
   parentRefs:
-    {{- toYaml $v.httpRoute.parentRefs | nindent 4 }}
+    {{- toYaml $parents | nindent 4 }}
   {{- with $v.httpRoute.hostnames }}
   hostnames:
     {{- toYaml . | nindent 4 }}
@@ -490,8 +496,11 @@ spec:
     - matches:
         {{- toYaml $v.httpRoute.matches | nindent 8 }}
       backendRefs:
-        - name: {{ include "hashstack.fullname" . }}
+        - group: ""
+          kind: Service
+          name: {{ include "hashstack.fullname" . }}
           port: {{ $v.service.port }}
+          weight: 1
 {{- end }}
 {{- end }}
 
