@@ -67,6 +67,10 @@ bench: ## benchmarks: ratios against hello measured in one run, into benchmarks/
 bench-update: ## a full benchmark run that also updates the committed benchmarks/latest.*
 	ci/bench.sh --update
 
+.PHONY: bench-footprint
+bench-footprint: ## CPU and memory of each pod idle, lightly used and saturated (docs/scaling.md)
+	ci/bench.sh --footprint
+
 .PHONY: test-faults
 test-faults: ## the long fault-injection suite
 	FAULTS_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/faults

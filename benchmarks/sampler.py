@@ -10,6 +10,7 @@ import http.client
 import json
 import threading
 from collections import Counter
+from typing import Self
 
 
 def number_in(body: bytes) -> int:
@@ -18,22 +19,32 @@ def number_in(body: bytes) -> int:
     return int(data["number"] if isinstance(data, dict) else data)
 
 
-class BodySampler:
-    def __init__(self, port: int, interval: float = 0.02) -> None:
-        self.port = port
-        self.interval = interval
-        self.numbers: list[int] = []
-        self.problems: Counter[str] = Counter()
+class Background:
+    """A daemon thread that runs `_run` for as long as the `with` block; `_stop` ends it."""
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> BodySampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class BodySampler(Background):
+    def __init__(self, port: int, interval: float = 0.02) -> None:
+        super().__init__()
+        self.port = port
+        self.interval = interval
+        self.numbers: list[int] = []
+        self.problems: Counter[str] = Counter()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -4,8 +4,15 @@
 # --update (make bench-update) also copies it to the committed benchmarks/latest.{json,md,png}
 # and the figures in docs/benchmarks.md.
 # Extra arguments go to the benchmark (--quick for a one-round smoke run).
+# --footprint (make bench-footprint) measures instead what each of the chart's pods uses idle,
+# lightly used and saturated (benchmarks/footprint.py): the figures behind its requests.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
+if [ "${1:-}" = --footprint ]; then
+  shift
+  ci/install-deps.sh --only etcd-server wrk docker-registry haproxy
+  exec python -m benchmarks.footprint "$@"
+fi
 ci/install-deps.sh --only etcd-server wrk
 exec python -m benchmarks "$@"

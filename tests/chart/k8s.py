@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
@@ -204,3 +206,43 @@ class PolicyModel:
                 if self.allows(src, None, number, protocol):
                     edges.add(Edge(self.name(src), OUTSIDE, number, protocol))
         return edges
+
+
+# Kubernetes quantity suffixes (resource.Quantity): binary and decimal multipliers.
+_SUFFIXES = {
+    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
+    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
+    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
+}  # fmt: skip
+
+
+def quantity(value: str | int | float) -> Fraction:
+    """A Kubernetes quantity ("250m", "64Mi", "1.5", 2) as an exact number of units (cores,
+    bytes), so that sums of requests compare exactly."""
+    match = re.fullmatch(r"([0-9.]+)(Ki|Mi|Gi|Ti|n|u|m|k|M|G|T|)", str(value))
+    if match is None:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}")
+    return Fraction(match[1]) * _SUFFIXES[match[2]]
+
+
+def _requests(container: dict[str, Any]) -> tuple[Fraction, Fraction]:
+    requests = (container.get("resources") or {}).get("requests") or {}
+    return quantity(requests.get("cpu", 0)), quantity(requests.get("memory", 0))
+
+
+def pod_requests(spec: dict[str, Any]) -> tuple[Fraction, Fraction]:
+    """(CPU cores, memory bytes) the scheduler reserves for a pod spec, the Kubernetes way: the
+    larger of the app containers' sum (plus sidecars, init containers with restartPolicy
+    Always) and each init container's own request (plus the sidecars started before it)."""
+    cpu = memory = Fraction(0)  # of the sidecars started so far
+    init_peak = (Fraction(0), Fraction(0))
+    for init in spec.get("initContainers") or []:
+        c, m = _requests(init)
+        if init.get("restartPolicy") == "Always":
+            cpu, memory = cpu + c, memory + m
+        else:
+            init_peak = (max(init_peak[0], cpu + c), max(init_peak[1], memory + m))
+    for container in spec.get("containers") or []:
+        c, m = _requests(container)
+        cpu, memory = cpu + c, memory + m
+    return max(cpu, init_peak[0]), max(memory, init_peak[1])

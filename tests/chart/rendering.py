@@ -15,22 +15,29 @@ from tests.support.paths import CHART, ROOT
 
 __all__ = [
     "APP_VERSION", "BAD_VALUES", "CHART", "CHART_VERSION", "CI_VALUES", "HELMS", "KUBE_VERSIONS",
-    "NAMESPACE", "RELEASE", "ROOT", "RenderFn", "ci_values_file", "installed_helms", "parse_docs",
-    "run_helm", "values_of", "with_defaults",
+    "NAMESPACE", "PRESETS", "RELEASE", "ROOT", "RenderFn", "ci_values_file", "installed_helms",
+    "parse_docs", "run_helm", "values_of", "with_defaults",
 ]  # fmt: skip
 
 # The release version (ci/version.py keeps every other place in step with it).
 CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
 CHART_VERSION = str(CHART_META["version"])
 APP_VERSION = str(CHART_META["appVersion"])
-# Scenario names: ci/<name>-values.yaml (chart-testing installs these) and
-# ci/<name>-lint.yaml (linted and rendered only: they cannot run on kind).
+# Scenario names: ci/<name>-values.yaml (chart-testing installs these),
+# ci/<name>-lint.yaml (linted and rendered only: they cannot run on kind) and the presets the
+# chart ships, values-<name>.yaml (e.g. production sizing: rendered and linted, too big for kind).
 CI_SUFFIXES = ("-values.yaml", "-lint.yaml")
+PRESETS = {
+    p.name.removeprefix("values-").removesuffix(".yaml"): p for p in CHART.glob("values-*.yaml")
+}
 CI_VALUES = sorted(
-    p.name.removesuffix(suffix)
-    for p in (CHART / "ci").glob("*.yaml")
-    for suffix in CI_SUFFIXES
-    if p.name.endswith(suffix)
+    [
+        p.name.removesuffix(suffix)
+        for p in (CHART / "ci").glob("*.yaml")
+        for suffix in CI_SUFFIXES
+        if p.name.endswith(suffix)
+    ]
+    + list(PRESETS)
 )
 BAD_VALUES = sorted((Path(__file__).parent / "bad-values").glob("*.yaml"))
 RELEASE = "hashstack"
@@ -45,7 +52,9 @@ RenderFn = Callable[..., list[dict[str, Any]]]
 
 
 def ci_values_file(name: str) -> Path:
-    """The file of scenario `name` in charts/hashstack/ci/."""
+    """The file of scenario `name`: in charts/hashstack/ci/, or a preset beside values.yaml."""
+    if name in PRESETS:
+        return PRESETS[name]
     (path,) = [p for s in CI_SUFFIXES if (p := CHART / "ci" / f"{name}{s}").is_file()]
     return path
 

@@ -17,6 +17,7 @@ from .rendering import (
     CI_VALUES,
     HELMS,
     KUBE_VERSIONS,
+    PRESETS,
     RELEASE,
     RenderFn,
     ci_values_file,
@@ -159,6 +160,9 @@ def test_package_renders_like_the_directory(
     assert not [n for n in names if n.endswith(".tgz")]
     assert len(names) == len(set(names)), "duplicate entries in the package"
     assert "hashstack/values.schema.json" in names
+    # The presets ship with the chart: `-f values-production.yaml` works from a pulled chart.
+    assert {f"hashstack/{p.name}" for p in PRESETS.values()} <= set(names)
+    assert PRESETS, "values-production.yaml is missing"
     for values in CI_VALUES:
         assert render.text(values, "helm", "1.35.0", archive, ()) == render.text(  # type: ignore[attr-defined]
             values, "helm", "1.35.0", None, ()
