@@ -25,8 +25,10 @@
 #
 # Environment: RELEASE, NAMESPACE (the app; default hashstack; skaffold.yaml fixes both to
 #   hashstack), REGISTRY_RELEASE (default hashstack), REGISTRY_NAMESPACE (default
-#   hashstack-registry), REGISTRY_PORT (local end of the forward, default 5000; skaffold needs
-#   5000 because it deploys the very name it pushed), SKAFFOLD (binary), TAG (ci/images.sh),
+#   hashstack-registry), REGISTRY_PORT (local end of the forward; `helm`: default a free
+#   loopback port, picked here, since on a single-node cluster whose node is this machine the
+#   chart's own node proxy already answers on 127.0.0.1:5000; `run`/`dev`: 5000, which skaffold
+#   needs because it deploys the very name it pushed), SKAFFOLD (binary), TAG (ci/images.sh),
 #   DRY_RUN=1 (print the commands, run none).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -40,6 +42,7 @@ NAMESPACE=${NAMESPACE:-hashstack}
 REGISTRY_RELEASE=${REGISTRY_RELEASE:-hashstack}
 REGISTRY_NAMESPACE=${REGISTRY_NAMESPACE:-hashstack-registry}
 SKAFFOLD=${SKAFFOLD:-skaffold}
+REGISTRY_PORT_GIVEN=${REGISTRY_PORT:-}
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 DRY_RUN=${DRY_RUN:-0}
 CHART=charts/hashstack
@@ -84,8 +87,34 @@ bootstrap() {
     --wait --timeout 10m --values "$TOPOLOGY/registry.yaml"
 }
 
+# Whether this run picks the forward's local port itself (helm mode, REGISTRY_PORT unset).
+picks_port() {
+  [ -z "$REGISTRY_PORT_GIVEN" ] && [ "$MODE" = helm ]
+}
+
+# A loopback port nothing listens on (the kernel's choice), for the forward's local end.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
 # Step 2's first half: the registry on 127.0.0.1:$REGISTRY_PORT until this script exits.
+# A port picked here that another process takes before kubectl binds it is picked again.
 forward() {
+  local attempt
+  for attempt in 1 2 3; do
+    if picks_port; then REGISTRY_PORT=$(free_port); fi
+    forward_once && return
+    picks_port || break
+    log "forward to 127.0.0.1:$REGISTRY_PORT failed (attempt $attempt): another port"
+  done
+  cat "$HASHSTACK_CACHE/registry-forward.log" >&2
+  die "the registry did not answer on 127.0.0.1:$REGISTRY_PORT"
+}
+
+forward_once() {
   local cmd=(kubectl --namespace "$REGISTRY_NAMESPACE" port-forward --address 127.0.0.1
     "service/$REGISTRY_RELEASE-registry" "$REGISTRY_PORT:5000")
   if [ "$DRY_RUN" = 1 ]; then
@@ -93,23 +122,28 @@ forward() {
     return
   fi
   if (exec 3<>"/dev/tcp/127.0.0.1/$REGISTRY_PORT") 2>/dev/null; then
-    die "127.0.0.1:$REGISTRY_PORT is taken (another registry?): stop it or set REGISTRY_PORT"
+    if picks_port; then return 1; fi
+    if [ "$MODE" = helm ]; then
+      die "127.0.0.1:$REGISTRY_PORT is taken: stop what listens there, or leave REGISTRY_PORT unset"
+    fi
+    die "127.0.0.1:$REGISTRY_PORT is taken (another registry, or the chart's node proxy of a" \
+      "cluster whose node is this machine?): skaffold needs it; stop it, or use" \
+      "ci/registry-flow.sh helm, which forwards to a free port"
   fi
   mkdir -p "$HASHSTACK_CACHE"
   "${cmd[@]}" >"$HASHSTACK_CACHE/registry-forward.log" 2>&1 &
   FORWARD_PID=$!
   trap 'kill "$FORWARD_PID" 2>/dev/null || true' EXIT
-  local i
-  for i in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/"; then
       log "registry forwarded to 127.0.0.1:$REGISTRY_PORT"
       return
     fi
-    kill -0 "$FORWARD_PID" 2>/dev/null || break
+    kill -0 "$FORWARD_PID" 2>/dev/null || return 1
     sleep 0.5
   done
-  cat "$HASHSTACK_CACHE/registry-forward.log" >&2
-  die "the registry did not answer on 127.0.0.1:$REGISTRY_PORT after ${i} tries"
+  kill "$FORWARD_PID" 2>/dev/null || true
+  return 1
 }
 
 with_skaffold() {
