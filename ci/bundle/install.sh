@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs hashstack from this offline bundle on a cluster that has no internet.
 #
-#   ./install.sh                        all three steps below, in order
+#   ./install.sh                        all the steps below, in order
+#   ./install.sh load                   0. the registry's own images onto the nodes (it cannot
+#                                          pull them from itself): with NODE_IMPORT or
+#                                          KIND_CLUSTER_NAME, else as archives in NODE_IMAGES_DIR
+#                                          to import on every node by hand
 #   ./install.sh registry [HELM ARGS...]
-#                                       1. the registry release, in its own namespace
-#   ./install.sh push                   2. every image and the chart into that registry
+#                                       1. step 0, then the registry release in its own namespace
+#   ./install.sh push                   2. every other image and the chart into that registry
 #   ./install.sh app [--template] [HELM ARGS...]
 #                                       3. hashstack from oci://localhost:5000/charts/hashstack,
-#                                          its images from localhost:5000 (the registry's node
-#                                          proxy); --template prints the objects instead
+#                                          every image (etcd's too) from localhost:5000 (the
+#                                          registry's node proxy); --template prints the objects
 #
 # Needs: kubectl and helm (3.18+ or 4) for the cluster, and skopeo or podman to copy the images.
 # Steps 2 and 3 reach the registry through `kubectl port-forward` on localhost:$LOCAL_PORT, unless
@@ -20,7 +24,12 @@
 #   LOCAL_PORT [5000]      the port-forward's local port
 #   REGISTRY_ADDR          a registry reachable from here (host:port), instead of a port-forward
 #   IMAGE_REGISTRY [localhost:5000]  where the nodes pull from (the registry's node proxy)
-#   KIND_CLUSTER_NAME      load the registry's own images with `kind load` into this kind cluster
+#   NODE_IMPORT            a command that imports one image archive (its last argument) where
+#                          the nodes' runtime finds it, when the node is this machine, e.g.
+#                          "ctr -n k8s.io images import" (kubeadm), "k3s ctr images import",
+#                          "minikube image load"
+#   KIND_CLUSTER_NAME      load them with `kind load image-archive` into this kind cluster
+#   NODE_IMAGES_DIR [./node-images]  where step 0 leaves the archives without either of those
 #   COPY_TOOL              skopeo or podman (default: skopeo when installed)
 set -euo pipefail
 
@@ -31,6 +40,8 @@ REGISTRY_NAMESPACE=${REGISTRY_NAMESPACE:-hashstack-registry}
 REGISTRY_RELEASE=${REGISTRY_RELEASE:-hashstack-registry}
 LOCAL_PORT=${LOCAL_PORT:-5000}
 IMAGE_REGISTRY=${IMAGE_REGISTRY:-localhost:5000}
+NODE_IMAGES_DIR=${NODE_IMAGES_DIR:-$BUNDLE/node-images}
+SERVICES=(hello persistence hash)
 charts=("$BUNDLE"/charts/hashstack-*.tgz)
 CHART_VERSION=${charts[0]##*/hashstack-}
 CHART_VERSION=${CHART_VERSION%.tgz}
@@ -99,44 +110,75 @@ connect_registry() {
   die "the registry did not answer on localhost:$LOCAL_PORT after $tries s"
 }
 
-# Copies one image of the layout to REGISTRY/TARGET, with skopeo (layers as they are, so the
-# same manifest digest) or podman (the same image: configuration and layers; it may recompress).
-copy_image() {
-  local name=$1 dest=$2 tool=${COPY_TOOL:-}
+copy_tool() {
+  local tool=${COPY_TOOL:-}
   if [ -z "$tool" ]; then
     tool=skopeo
     command -v skopeo >/dev/null || tool=podman
   fi
-  need "$tool"
   case $tool in
-    skopeo)
-      skopeo copy --quiet --dest-tls-verify=false "oci:$BUNDLE/images:$name" "docker://$dest"
-      ;;
-    podman)
-      local id
-      id=$(podman pull --quiet "oci:$BUNDLE/images:$name")
-      podman push --quiet --tls-verify=false "$id" "docker://$dest"
-      ;;
+    skopeo | podman) need "$tool" && echo "$tool" ;;
     *) die "COPY_TOOL must be skopeo or podman, not $tool" ;;
   esac
 }
 
-step_registry() {
-  need helm kubectl
-  local name target manifest config
+# Copies one image of the layout to REGISTRY/TARGET, with skopeo (layers as they are, so the
+# same manifest digest) or podman (the same image: configuration and layers; it may recompress).
+copy_image() {
+  local name=$1 dest=$2 tool id
+  tool=$(copy_tool)
+  if [ "$tool" = skopeo ]; then
+    skopeo copy --quiet --dest-tls-verify=false "oci:$BUNDLE/images:$name" "docker://$dest"
+  else
+    id=$(podman pull --quiet "oci:$BUNDLE/images:$name")
+    podman push --quiet --tls-verify=false "$id" "docker://$dest"
+  fi
+}
+
+# Writes one image of the layout as a docker archive that names it TARGET (what `ctr images
+# import`, `kind load image-archive` and `docker load` take).
+export_image() {
+  local name=$1 target=$2 archive=$3 tool id
+  tool=$(copy_tool)
+  rm -f "$archive"
+  if [ "$tool" = skopeo ]; then
+    skopeo copy --quiet "oci:$BUNDLE/images:$name" "docker-archive:$archive:$target"
+  else
+    id=$(podman pull --quiet "oci:$BUNDLE/images:$name")
+    podman tag "$id" "$target"
+    podman save --quiet --format docker-archive --output "$archive" "$target"
+  fi
+}
+
+# Step 0: the images the registry release runs, under the chart's own references.
+step_load() {
+  local name target manifest config archive importer=()
+  if [ -n "${NODE_IMPORT:-}" ]; then
+    read -r -a importer <<<"$NODE_IMPORT"
+  elif [ -n "${KIND_CLUSTER_NAME:-}" ]; then
+    need kind
+    importer=(kind load image-archive --name "$KIND_CLUSTER_NAME")
+  fi
+  mkdir -p "$NODE_IMAGES_DIR"
   while read -r name target manifest config; do
-    if [ -n "${KIND_CLUSTER_NAME:-}" ]; then
-      need kind skopeo
-      skopeo copy --quiet "oci:$BUNDLE/images:$name" "docker-archive:$BUNDLE/.$name.tar:$target"
-      kind load image-archive "$BUNDLE/.$name.tar" --name "$KIND_CLUSTER_NAME"
-      rm -f "$BUNDLE/.$name.tar"
-      log "loaded $target ($config) into kind cluster $KIND_CLUSTER_NAME"
+    archive="$NODE_IMAGES_DIR/$name.tar"
+    export_image "$name" "$target" "$archive"
+    if [ ${#importer[@]} -gt 0 ]; then
+      "${importer[@]}" "$archive" >&2 || die "${importer[*]} $archive failed"
+      rm -f "$archive"
+      log "loaded $target ($config) with ${importer[*]}"
     else
-      log "$target must be on every node before this step (the registry cannot pull itself):"
-      log "  skopeo copy oci:$BUNDLE/images:$name docker-archive:$name.tar:$target, then import it"
-      log "  on each node (ctr -n k8s.io images import $name.tar)"
+      log "$target ($config) must be on every node before step 1 (the registry cannot pull"
+      log "  itself): copy $archive to each node and import it there"
+      log "  (ctr -n k8s.io images import $name.tar), or set NODE_IMPORT / KIND_CLUSTER_NAME"
     fi
   done < <(images_with_role node)
+  rmdir "$NODE_IMAGES_DIR" 2>/dev/null || true
+}
+
+step_registry() {
+  need helm kubectl
+  step_load
   helm upgrade --install "$REGISTRY_RELEASE" "$BUNDLE/charts/registry-$CHART_VERSION.tgz" \
     --namespace "$REGISTRY_NAMESPACE" --create-namespace --wait --timeout 10m "$@"
   log "registry release $REGISTRY_RELEASE ready in namespace $REGISTRY_NAMESPACE"
@@ -161,15 +203,19 @@ step_app() {
     action=(template --namespace "$NAMESPACE")
     shift
   fi
-  local values=(--set registry.enabled=false)
+  local values=(--set registry.enabled=false) name third_party=""
   connect_registry
-  # The services' images already default to localhost:5000; etcd comes from there when shipped.
-  if [ -n "$(images_with_role push | awk '$1 == "etcd"')" ]; then
-    values+=(--set "etcd.image.registry=$IMAGE_REGISTRY")
-  fi
-  if [ "$IMAGE_REGISTRY" != localhost:5000 ]; then
+  for name in $(images_with_role push | cut -d' ' -f1); do
+    [[ " ${SERVICES[*]} " == *" $name "* ]] || third_party=1
+  done
+  if [ -n "$third_party" ]; then
+    # The bundle serves etcd's image too: every image of the release from the registry, under
+    # the path the bundle pushed it to (the chart's reference without its registry host).
+    values+=(--set "global.imageRegistry=$IMAGE_REGISTRY")
+  elif [ "$IMAGE_REGISTRY" != localhost:5000 ]; then
+    # The services' images already default to localhost:5000; etcd keeps its upstream image.
     local svc
-    for svc in hello persistence hash; do values+=(--set "$svc.image.registry=$IMAGE_REGISTRY"); done
+    for svc in "${SERVICES[@]}"; do values+=(--set "$svc.image.registry=$IMAGE_REGISTRY"); done
   fi
   helm "${action[@]}" "$RELEASE" "oci://$ADDR/charts/hashstack" --version "$CHART_VERSION" \
     --plain-http "${values[@]}" "$@"
@@ -177,6 +223,7 @@ step_app() {
 
 case ${1:-all} in
   -h | --help) usage ;;
+  load) verify_bundle && step_load ;;
   registry) shift && verify_bundle && step_registry "$@" ;;
   push) verify_bundle && step_push ;;
   app) shift && verify_bundle && step_app "$@" ;;
