@@ -15,15 +15,16 @@
 #                                          registry's node proxy); --template prints the objects
 #
 # Needs: kubectl and helm (3.18+ or 4) for the cluster, and skopeo or podman to copy the images.
-# Steps 2 and 3 reach the registry through `kubectl port-forward` on localhost:$LOCAL_PORT, unless
+# Steps 2 and 3 reach the registry through `kubectl port-forward` to localhost, unless
 # REGISTRY_ADDR names one that is already reachable (then no port-forward is started).
 #
 # Environment (defaults in brackets):
 #   NAMESPACE [hashstack]  RELEASE [hashstack]            where the application goes
 #   REGISTRY_NAMESPACE [hashstack-registry]  REGISTRY_RELEASE [hashstack-registry]
-#   LOCAL_PORT [5000]      the port-forward's local port
+#   LOCAL_PORT             the port-forward's local port (default: a free one kubectl picks)
 #   REGISTRY_ADDR          a registry reachable from here (host:port), instead of a port-forward
-#   IMAGE_REGISTRY [localhost:5000]  where the nodes pull from (the registry's node proxy)
+#   IMAGE_REGISTRY         where the nodes pull from (default: localhost:HOSTPORT, the registry
+#                          proxy's hostPort as the registry release runs it, 5000 by default)
 #   NODE_IMPORT            a command that imports one image archive (its last argument) where
 #                          the nodes' runtime finds it, when the node is this machine, e.g.
 #                          "ctr -n k8s.io images import" (kubeadm), "k3s ctr images import",
@@ -38,8 +39,7 @@ NAMESPACE=${NAMESPACE:-hashstack}
 RELEASE=${RELEASE:-hashstack}
 REGISTRY_NAMESPACE=${REGISTRY_NAMESPACE:-hashstack-registry}
 REGISTRY_RELEASE=${REGISTRY_RELEASE:-hashstack-registry}
-LOCAL_PORT=${LOCAL_PORT:-5000}
-IMAGE_REGISTRY=${IMAGE_REGISTRY:-localhost:5000}
+LOCAL_PORT=${LOCAL_PORT:-}
 NODE_IMAGES_DIR=${NODE_IMAGES_DIR:-$BUNDLE/node-images}
 SERVICES=(hello persistence hash)
 charts=("$BUNDLE"/charts/hashstack-*.tgz)
@@ -89,25 +89,57 @@ connect_registry() {
     return
   fi
   need kubectl curl
-  local service
-  service=$(kubectl get service -n "$REGISTRY_NAMESPACE" \
+  local service port
+  read -r service port < <(kubectl get service -n "$REGISTRY_NAMESPACE" \
     -l "app.kubernetes.io/instance=$REGISTRY_RELEASE,app.kubernetes.io/name=registry" \
-    -o jsonpath='{.items[0].metadata.name}') || die "no registry Service: run ./install.sh registry"
-  local forward tries
-  kubectl port-forward -n "$REGISTRY_NAMESPACE" "service/$service" "$LOCAL_PORT:5000" >&2 &
+    -o jsonpath='{.items[0].metadata.name} {.items[0].spec.ports[0].port}{"\n"}') || true
+  [ -n "${port:-}" ] || die "no registry Service: run ./install.sh registry"
+  # Without LOCAL_PORT kubectl picks a free local port: where the node is this machine, the
+  # registry's own node proxy already holds its hostPort on 127.0.0.1.
+  local forward tries local_port=$LOCAL_PORT output
+  output=$(mktemp)
+  kubectl port-forward -n "$REGISTRY_NAMESPACE" "service/$service" "$LOCAL_PORT:$port" >"$output" 2>&1 &
   forward=$!
-  # shellcheck disable=SC2064 # the pid is known now
-  trap "kill $forward 2>/dev/null || true" EXIT
+  # shellcheck disable=SC2064 # the pid and file are known now
+  trap "kill $forward 2>/dev/null || true; rm -f '$output'" EXIT
   for tries in $(seq 1 30); do
-    if curl --silent --fail --output /dev/null "http://localhost:$LOCAL_PORT/v2/"; then
-      ADDR="localhost:$LOCAL_PORT"
+    [ -n "$local_port" ] ||
+      local_port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$output" | head -n 1)
+    if [ -n "$local_port" ] &&
+      curl --silent --fail --output /dev/null "http://localhost:$local_port/v2/"; then
+      ADDR="localhost:$local_port"
       return
     fi
-    kill -0 "$forward" 2>/dev/null \
-      || die "kubectl port-forward ended (is port $LOCAL_PORT free here? set LOCAL_PORT)"
+    kill -0 "$forward" 2>/dev/null || {
+      cat "$output" >&2
+      die "kubectl port-forward ended (is port ${LOCAL_PORT:-$local_port} free here? set LOCAL_PORT)"
+    }
     sleep 1
   done
-  die "the registry did not answer on localhost:$LOCAL_PORT after $tries s"
+  cat "$output" >&2
+  die "the registry did not answer on localhost:${local_port:-?} after $tries s"
+}
+
+# What the nodes pull from: IMAGE_REGISTRY, else localhost on the registry proxy's hostPort (the
+# running release's, else the one the bundled registry chart renders).
+node_registry() {
+  if [ -n "${IMAGE_REGISTRY:-}" ]; then
+    echo "$IMAGE_REGISTRY"
+    return
+  fi
+  local port=""
+  if command -v kubectl >/dev/null; then
+    port=$(kubectl get daemonset -n "$REGISTRY_NAMESPACE" --request-timeout=10s \
+      -l "app.kubernetes.io/instance=$REGISTRY_RELEASE,app.kubernetes.io/name=registry-proxy" \
+      -o jsonpath='{.items[0].spec.template.spec.containers[*].ports[*].hostPort}' 2>/dev/null) ||
+      port=""
+  fi
+  if [ -z "$port" ]; then
+    port=$(helm template "$REGISTRY_RELEASE" "$BUNDLE/charts/registry-$CHART_VERSION.tgz" \
+      --show-only templates/proxy-daemonset.yaml | sed -n 's/^ *hostPort: *\([0-9]*\).*/\1/p')
+  fi
+  [ -n "$port" ] || die "no hostPort for the registry proxy: set IMAGE_REGISTRY"
+  echo "localhost:${port%% *}"
 }
 
 copy_tool() {
@@ -203,19 +235,19 @@ step_app() {
     action=(template --namespace "$NAMESPACE")
     shift
   fi
-  local values=(--set registry.enabled=false) name third_party=""
+  local values=(--set registry.enabled=false) name third_party="" registry svc
   connect_registry
+  registry=$(node_registry)
   for name in $(images_with_role push | cut -d' ' -f1); do
     [[ " ${SERVICES[*]} " == *" $name "* ]] || third_party=1
   done
   if [ -n "$third_party" ]; then
     # The bundle serves etcd's image too: every image of the release from the registry, under
     # the path the bundle pushed it to (the chart's reference without its registry host).
-    values+=(--set "global.imageRegistry=$IMAGE_REGISTRY")
-  elif [ "$IMAGE_REGISTRY" != localhost:5000 ]; then
-    # The services' images already default to localhost:5000; etcd keeps its upstream image.
-    local svc
-    for svc in "${SERVICES[@]}"; do values+=(--set "$svc.image.registry=$IMAGE_REGISTRY"); done
+    values+=(--set "global.imageRegistry=$registry")
+  else
+    # Only the services come from the registry; etcd keeps its upstream image.
+    for svc in "${SERVICES[@]}"; do values+=(--set "$svc.image.registry=$registry"); done
   fi
   helm "${action[@]}" "$RELEASE" "oci://$ADDR/charts/hashstack" --version "$CHART_VERSION" \
     --plain-http "${values[@]}" "$@"

@@ -427,12 +427,17 @@ def test_app_from_the_registry_renders_the_pushed_images(
     assert f"Pulled: {registry.address}/charts/hashstack:{CHART_VERSION}" in result.stderr
     objects = parse_docs(result.stdout)
     images = {c["image"] for pod in pods(objects) for c in pod.containers()}
-    targets = {f"localhost:5000/{e.target}" for e in bundle.entries().values() if e.role == "push"}
+    # What the nodes pull from: localhost on the registry proxy's hostPort.
+    [host_port] = [
+        p["hostPort"] for p in registry_chart_pod("DaemonSet").ports() if "hostPort" in p
+    ]
+    node = f"localhost:{host_port}"
+    targets = {f"{node}/{e.target}" for e in bundle.entries().values() if e.role == "push"}
     # Every image comes from the in-cluster registry (etcd's too), and each is one the bundle
     # pushed: nothing the application runs needs the internet.
     assert images == targets
     for image in images:
-        repository, tag = image.removeprefix("localhost:5000/").rsplit(":", 1)
+        repository, tag = image.removeprefix(f"{node}/").rsplit(":", 1)
         registry.manifest(repository, tag)
     # The registry is its own release: the application does not bring a second one.
     assert not [o for o in objects if "registry" in o["metadata"]["name"]]
