@@ -242,6 +242,17 @@ def registries_conf(path: Path, refs: set[str], line: str) -> dict[str, str]:
     return {"CONTAINERS_REGISTRIES_CONF": str(path)}
 
 
+def failed_bundle(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """ci/bundle.sh with `env`, which must fail (exit 1) and leave no bundle behind."""
+    result = subprocess.run(
+        ["ci/bundle.sh", str(tmp_path / "b.tar")], cwd=pm.ROOT, env={**pm.env(), **env},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (tmp_path / "b.tar").exists()
+    return result
+
+
 def test_an_image_missing_from_the_store_is_pulled(
     third_party: dict[str, str], scratch_store: Path, tmp_path: Path
 ) -> None:
@@ -260,17 +271,12 @@ def test_an_image_missing_from_the_store_is_pulled(
             ),
             "TAG": "never-built",
         }  # fmt: skip
-        result = subprocess.run(
-            ["ci/bundle.sh", str(tmp_path / "b.tar")], cwd=pm.ROOT, env={**pm.env(), **env},
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-    assert result.returncode == 1
+        result = failed_bundle(tmp_path, env)
     assert "no local image hashstack/hello:never-built" in result.stderr
     for ref in third_party.values():
         assert f"{ref} is not in the local store" in result.stdout
         pulled = pm.inspect_image(ref, root=scratch_store)
         assert pulled["Id"] == pm.inspect_image(ref)["Id"], ref
-    assert not (tmp_path / "b.tar").exists()
 
 
 def test_an_image_that_cannot_be_pulled_stops_the_bundle_with_the_way_out(
@@ -280,15 +286,10 @@ def test_an_image_that_cannot_be_pulled_stops_the_bundle_with_the_way_out(
         **pm.storage_conf(scratch_store, tmp_path / "storage.conf"),
         **registries_conf(tmp_path / "r.conf", set(third_party.values()), "blocked = true"),
     }
-    result = subprocess.run(
-        ["ci/bundle.sh", str(tmp_path / "b.tar")], cwd=pm.ROOT, env={**pm.env(), **env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 1
+    result = failed_bundle(tmp_path, env)
     assert "cannot pull" in result.stderr
     assert "THIRD_PARTY=0" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "b.tar").exists()
 
 
 # --- install.sh, step by step -------------------------------------------------------------
