@@ -46,6 +46,7 @@ trap 'rm -rf "$work"' EXIT
 stage="$work/hashstack-bundle-$version"
 mkdir -p "$stage/charts"
 
+need_pyyaml # rendered_images
 THIRD_PARTY=${THIRD_PARTY:-1}
 case $THIRD_PARTY in
   0 | 1) ;;

@@ -49,6 +49,7 @@ CHART=charts/hashstack
 TOPOLOGY=ci/registry-flow
 SERVICES=(hello persistence hash)
 
+need_pyyaml # ci/rendered.py
 # A fact of release 1 (the registry) or of the app release as an older layout had it.
 registry_fact() {
   python3 ci/rendered.py --release "$REGISTRY_RELEASE" --values "$TOPOLOGY/registry.yaml" "$@"

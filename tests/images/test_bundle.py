@@ -235,6 +235,27 @@ def test_third_party_0_bundles_the_services_only(
     assert sorted(only.entries()) == sorted(pm.SERVICES)
 
 
+def test_a_named_local_copy_stands_for_the_charts_reference(
+    images: dict[str, str],
+    image_tag: str,
+    third_party: dict[str, str],
+    test_images: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """ETCD_IMAGE names another local image: it is shipped under etcd's target instead (here the
+    haproxy stand-in, so its ID tells which one went in)."""
+    copy = test_images["haproxy"]
+    named = make_bundle(
+        tmp_path, {**images, **third_party, "etcd": copy}, {"TAG": image_tag, "ETCD_IMAGE": copy}
+    )
+    entry = named.entries()["etcd"]
+    assert entry.config == "sha256:" + pm.inspect_image(copy)["Id"]
+    assert entry.config != "sha256:" + pm.inspect_image(third_party["etcd"])["Id"]
+    assert entry.target == without_host(third_party["etcd"])
+    missing = failed_bundle(tmp_path / "m", {"ETCD_IMAGE": "localhost/hashstack-test/none:x"})
+    assert "no local image localhost/hashstack-test/none:x (named for etcd)" in missing.stderr
+
+
 def registries_conf(path: Path, refs: set[str], line: str) -> dict[str, str]:
     """A registries.conf with one [[registry]] per host of `refs`, each with `line`."""
     hosts = sorted({ref.split("/", 1)[0] for ref in refs})
