@@ -10,9 +10,9 @@
 #                                       1. step 0, then the registry release in its own namespace
 #   ./install.sh push                   2. every other image and the chart into that registry
 #   ./install.sh app [--template] [HELM ARGS...]
-#                                       3. hashstack from oci://localhost:5000/charts/hashstack,
-#                                          every image (etcd's too) from localhost:5000 (the
-#                                          registry's node proxy); --template prints the objects
+#                                       3. hashstack from that registry (charts/hashstack), every
+#                                          image (etcd's too) from localhost:HOSTPORT, the
+#                                          registry's node proxy; --template prints the objects
 #
 # Needs: kubectl and helm (3.18+ or 4) for the cluster, and skopeo or podman to copy the images.
 # Steps 2 and 3 reach the registry through `kubectl port-forward` to localhost, unless
