@@ -44,7 +44,7 @@ push: ## push the images to $(REGISTRY)
 	ci/images.sh push $(REGISTRY)
 
 .PHONY: bundle
-bundle: ## one file for an offline cluster: images (`make images`), chart and install.sh (see docs/install.md)
+bundle: ## one file for an offline cluster: all six images (`make images` + the chart's third-party ones), charts, install.sh (docs/install.md)
 	ci/bundle.sh $(BUNDLE)
 
 .PHONY: deploy

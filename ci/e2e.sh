@@ -134,7 +134,11 @@ main() {
   run "$HELM" upgrade --install "$RELEASE" charts/hashstack --namespace "$NAMESPACE" \
     --create-namespace --wait --timeout 10m "${set_args[@]}"
   run "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
-  log "done; try: kubectl get --raw /api/v1/namespaces/$NAMESPACE/services/$RELEASE-hash:http/proxy/"
+  local hash_service hash_port
+  need_pyyaml
+  hash_service=$(python3 ci/rendered.py --release "$RELEASE" name Service hash)
+  hash_port=$(python3 ci/rendered.py --release "$RELEASE" service-port-ref hash)
+  log "done; try: kubectl get --raw /api/v1/namespaces/$NAMESPACE/services/$hash_service:$hash_port/proxy/"
 }
 
 run_ct() {

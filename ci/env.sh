@@ -38,3 +38,11 @@ chart_copy() {
   cp -r "$HASHSTACK_ROOT/charts/hashstack" "$dest"
   rm -f "$dest"/charts/*.tgz
 }
+
+# python3 can import yaml (ci/version.py, ci/rendered.py, ci/bundle.sh): the venv's when it is
+# there, else PyYAML at the version requirements-dev.txt pins.
+need_pyyaml() {
+  python3 -c 'import yaml' 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check \
+      "$(grep -i '^pyyaml==' "$HASHSTACK_ROOT/requirements-dev.txt")"
+}

@@ -5,7 +5,7 @@
 #   ci/images.sh push REGISTRY [SERVICE...]  push as REGISTRY/hashstack/SERVICE:$TAG  (make push)
 #   ci/images.sh base                   make the local Python base image (mmdebstrap, no pull)
 #   ci/images.sh wheelhouse             pip wheels for images/requirements.txt in $HASHSTACK_CACHE
-#   ci/images.sh testimages             test-only etcd (upstream 3.5) and registry images
+#   ci/images.sh testimages             test-only etcd (upstream 3.5), registry and haproxy images
 #   ci/images.sh registry [ADDR]        run a registry on ADDR (127.0.0.1:5000) in the foreground
 #   ci/images.sh tag                    print the tag builds use
 #

@@ -25,9 +25,13 @@
 #
 # Environment: RELEASE, NAMESPACE (the app; default hashstack; skaffold.yaml fixes both to
 #   hashstack), REGISTRY_RELEASE (default hashstack), REGISTRY_NAMESPACE (default
-#   hashstack-registry), REGISTRY_PORT (local end of the forward, default 5000; skaffold needs
-#   5000 because it deploys the very name it pushed), SKAFFOLD (binary), TAG (ci/images.sh),
-#   DRY_RUN=1 (print the commands, run none).
+#   hashstack-registry), REGISTRY_PORT (local end of the forward; `helm`: default a free
+#   loopback port, picked here, since on a single-node cluster whose node is this machine the
+#   chart's own node proxy already answers on 127.0.0.1:5000; `run`/`dev`: the proxy's hostPort,
+#   5000, which skaffold needs because it deploys the very name it pushed), SKAFFOLD (binary),
+#   TAG (ci/images.sh), DRY_RUN=1 (print the commands, run none).
+# Object names and ports (the registry's Service and Deployment, the proxy's hostPort) come from
+# the chart as `helm template` renders these releases (ci/rendered.py), never from literals.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
@@ -40,14 +44,26 @@ NAMESPACE=${NAMESPACE:-hashstack}
 REGISTRY_RELEASE=${REGISTRY_RELEASE:-hashstack}
 REGISTRY_NAMESPACE=${REGISTRY_NAMESPACE:-hashstack-registry}
 SKAFFOLD=${SKAFFOLD:-skaffold}
-REGISTRY_PORT=${REGISTRY_PORT:-5000}
 DRY_RUN=${DRY_RUN:-0}
 CHART=charts/hashstack
 TOPOLOGY=ci/registry-flow
 SERVICES=(hello persistence hash)
+
+need_pyyaml # ci/rendered.py
+# A fact of release 1 (the registry) or of the app release as an older layout had it.
+registry_fact() {
+  python3 ci/rendered.py --release "$REGISTRY_RELEASE" --values "$TOPOLOGY/registry.yaml" "$@"
+}
+REGISTRY_SERVICE=$(registry_fact name Service registry)
+REGISTRY_SERVICE_PORT=$(registry_fact service-port registry)
+REGISTRY_DEPLOYMENT=$(registry_fact name Deployment registry)
+NODE_PORT=$(registry_fact host-port registry-proxy)
+OLD_APP_PROXY=$(python3 ci/rendered.py --release "$RELEASE" name DaemonSet registry-proxy)
 # What the nodes pull (the proxy's hostPort) and so what skaffold must name its images.
-NODE_REGISTRY=localhost:5000
+NODE_REGISTRY=localhost:$NODE_PORT
 DEFAULT_REPO=$NODE_REGISTRY/hashstack
+REGISTRY_PORT_GIVEN=${REGISTRY_PORT:-}
+REGISTRY_PORT=${REGISTRY_PORT:-$NODE_PORT}
 
 
 # A namespace whose Pod Security admission enforces LEVEL (warn and audit: restricted).
@@ -62,10 +78,10 @@ namespace_at_level() {
 
 # Step 1. An existing registry release is only waited for, never changed here.
 bootstrap() {
-  # The earlier layout ran the registry inside the app release: its proxy holds hostPort 5000
+  # The earlier layout ran the registry inside the app release: its proxy holds the hostPort
   # on every node, and the app namespace could not enforce restricted.
   if [ "$DRY_RUN" != 1 ] && [ "$NAMESPACE" != "$REGISTRY_NAMESPACE" ] &&
-    kubectl --namespace "$NAMESPACE" get "daemonset/$RELEASE-registry-proxy" >/dev/null 2>&1; then
+    kubectl --namespace "$NAMESPACE" get "daemonset/$OLD_APP_PROXY" >/dev/null 2>&1; then
     die "release $RELEASE in $NAMESPACE still runs its own registry proxy: helm upgrade it" \
       "with --set registry.enabled=false (or uninstall it) first (docs/cluster.md)"
   fi
@@ -75,8 +91,8 @@ bootstrap() {
     helm status "$REGISTRY_RELEASE" --namespace "$REGISTRY_NAMESPACE" >/dev/null 2>&1; then
     log "release $REGISTRY_RELEASE exists in $REGISTRY_NAMESPACE: waiting for its registry"
     kubectl --namespace "$REGISTRY_NAMESPACE" rollout status \
-      "deployment/$REGISTRY_RELEASE-registry" --timeout=5m ||
-      die "no ready deployment/$REGISTRY_RELEASE-registry in namespace $REGISTRY_NAMESPACE"
+      "deployment/$REGISTRY_DEPLOYMENT" --timeout=5m ||
+      die "no ready deployment/$REGISTRY_DEPLOYMENT in namespace $REGISTRY_NAMESPACE"
     return
   fi
   log "step 1: release $REGISTRY_RELEASE in $REGISTRY_NAMESPACE: the registry and its node proxy"
@@ -84,39 +100,70 @@ bootstrap() {
     --wait --timeout 10m --values "$TOPOLOGY/registry.yaml"
 }
 
+# Whether this run picks the forward's local port itself (helm mode, REGISTRY_PORT unset).
+picks_port() {
+  [ -z "$REGISTRY_PORT_GIVEN" ] && [ "$MODE" = helm ]
+}
+
+# A loopback port nothing listens on (the kernel's choice), for the forward's local end.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
 # Step 2's first half: the registry on 127.0.0.1:$REGISTRY_PORT until this script exits.
+# A port picked here that another process takes before kubectl binds it is picked again.
 forward() {
+  local attempt
+  for attempt in 1 2 3; do
+    if picks_port; then REGISTRY_PORT=$(free_port); fi
+    forward_once && return
+    picks_port || break
+    log "forward to 127.0.0.1:$REGISTRY_PORT failed (attempt $attempt): another port"
+  done
+  cat "$HASHSTACK_CACHE/registry-forward.log" >&2
+  die "the registry did not answer on 127.0.0.1:$REGISTRY_PORT"
+}
+
+forward_once() {
   local cmd=(kubectl --namespace "$REGISTRY_NAMESPACE" port-forward --address 127.0.0.1
-    "service/$REGISTRY_RELEASE-registry" "$REGISTRY_PORT:5000")
+    "service/$REGISTRY_SERVICE" "$REGISTRY_PORT:$REGISTRY_SERVICE_PORT")
   if [ "$DRY_RUN" = 1 ]; then
     run "${cmd[@]}"
     return
   fi
   if (exec 3<>"/dev/tcp/127.0.0.1/$REGISTRY_PORT") 2>/dev/null; then
-    die "127.0.0.1:$REGISTRY_PORT is taken (another registry?): stop it or set REGISTRY_PORT"
+    if picks_port; then return 1; fi
+    if [ "$MODE" = helm ]; then
+      die "127.0.0.1:$REGISTRY_PORT is taken: stop what listens there, or leave REGISTRY_PORT unset"
+    fi
+    die "127.0.0.1:$REGISTRY_PORT is taken (another registry, or the chart's node proxy of a" \
+      "cluster whose node is this machine?): skaffold needs it; stop it, or use" \
+      "ci/registry-flow.sh helm, which forwards to a free port"
   fi
   mkdir -p "$HASHSTACK_CACHE"
   "${cmd[@]}" >"$HASHSTACK_CACHE/registry-forward.log" 2>&1 &
   FORWARD_PID=$!
   trap 'kill "$FORWARD_PID" 2>/dev/null || true' EXIT
-  local i
-  for i in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/"; then
       log "registry forwarded to 127.0.0.1:$REGISTRY_PORT"
       return
     fi
-    kill -0 "$FORWARD_PID" 2>/dev/null || break
+    kill -0 "$FORWARD_PID" 2>/dev/null || return 1
     sleep 0.5
   done
-  cat "$HASHSTACK_CACHE/registry-forward.log" >&2
-  die "the registry did not answer on 127.0.0.1:$REGISTRY_PORT after ${i} tries"
+  kill "$FORWARD_PID" 2>/dev/null || true
+  return 1
 }
 
 with_skaffold() {
   command -v "$SKAFFOLD" >/dev/null 2>&1 ||
     die "skaffold is not installed (https://skaffold.dev/docs/install/); without it: $0 helm"
-  [ "$REGISTRY_PORT" = 5000 ] ||
-    die "skaffold deploys the name it pushes ($DEFAULT_REPO/...): REGISTRY_PORT must be 5000"
+  [ "$REGISTRY_PORT" = "$NODE_PORT" ] ||
+    die "skaffold deploys the name it pushes ($DEFAULT_REPO/...): REGISTRY_PORT must be $NODE_PORT"
   bootstrap
   forward
   log "step 2: skaffold $MODE -p registry --default-repo=$DEFAULT_REPO"

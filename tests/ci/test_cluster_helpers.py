@@ -107,16 +107,29 @@ def test_image_values_point_only_the_three_services_at_the_pushed_images(
 
 def test_kept_claims_follow_the_charts_policy(helpers: ModuleType) -> None:
     claims = ["data-hashstack-etcd-0", "data-hashstack-etcd-2", "hashstack-registry", "other"]
-    assert helpers.kept_claims(claims, "hashstack", registry_kept=True) == (
+    prefixes = ["data-hashstack-etcd-"]
+    assert helpers.kept_claims(claims, {"hashstack-registry"}, prefixes) == (
         ["data-hashstack-etcd-0", "data-hashstack-etcd-2", "hashstack-registry"],
         ["other"],
     )
-    assert helpers.kept_claims(claims[:3], "hashstack", registry_kept=False) == (
+    assert helpers.kept_claims(claims[:3], set(), prefixes) == (
         ["data-hashstack-etcd-0", "data-hashstack-etcd-2"],
         ["hashstack-registry"],
     )
-    # Another release's claims are not this one's.
-    assert helpers.kept_claims(["data-x-etcd-0"], "hashstack", True) == ([], ["data-x-etcd-0"])
+    # Another release's claims are not this one's, nor a name that only starts like one.
+    assert helpers.kept_claims(["data-x-etcd-0"], set(), prefixes) == ([], ["data-x-etcd-0"])
+    assert helpers.kept_claims(["data-hashstack-etcd-0x"], set(), prefixes)[0] == []
+    assert helpers.kept_claims(["data-hashstack-etcd-0"], set(), []) == (
+        [],
+        ["data-hashstack-etcd-0"],
+    )
+
+
+def test_kind_cluster_name_from_the_context(helpers: ModuleType) -> None:
+    assert helpers.kind_cluster_name("kind-hashstack") == "hashstack"
+    assert helpers.kind_cluster_name("kind-") is None
+    assert helpers.kind_cluster_name("minikube") is None
+    assert helpers.kind_cluster_name("kubernetes-admin@kubernetes") is None
 
 
 def test_measurement_counts_failures_and_the_slowest_call(helpers: ModuleType) -> None:

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rendered import helm_set_args
+
 from tests.support.numbers import find_duplicates
+
+__all__ = ["helm_set_args"]  # here for the suite and its tests; ci/rendered.py has the code
 
 # RFC 1123 label: what Kubernetes accepts for namespace and Service names.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -24,7 +28,7 @@ def _check_label(kind: str, value: str) -> None:
 
 
 def service_proxy_path(
-    namespace: str, service: str, port: str = "http", path: str = "", scheme: str = ""
+    namespace: str, service: str, port: str, path: str = "", scheme: str = ""
 ) -> str:
     """The API server's proxy path to a Service port (name or number): no port-forward needed."""
     _check_label("namespace", namespace)
@@ -68,16 +72,6 @@ class Ledger:
         return find_duplicates(self.numbers)
 
 
-def helm_set_args(values: Mapping[str, str | int | bool]) -> list[str]:
-    """`--set key=value` pairs in a stable order (so revisions differ only by real changes)."""
-    args: list[str] = []
-    for key in sorted(values):
-        value = values[key]
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["--set", f"{key}={text}"]
-    return args
-
-
 SERVICES = ("hello", "persistence", "hash")
 
 
@@ -96,21 +90,26 @@ def image_values(registry: str, tag: str, repository_prefix: str = "hashstack") 
 
 
 def kept_claims(
-    claims: Iterable[str], release: str, registry_kept: bool
+    claims: Iterable[str], kept_names: Iterable[str], template_prefixes: Iterable[str]
 ) -> tuple[list[str], list[str]]:
-    """(kept, unexpected) PVC names after `helm uninstall`, by the chart's documented policy:
-    etcd's claims come from its StatefulSet's volumeClaimTemplates, which Kubernetes never
-    deletes with the set; the registry's claim `<release>-registry` stays only when
-    registry.persistence.keepOnUninstall (helm.sh/resource-policy: keep) is true."""
-    etcd = re.compile(rf"^data-{re.escape(release)}-etcd-\d+$")
-    registry = f"{release}-registry"
+    """(kept, unexpected) PVC names after `helm uninstall`, by the chart's policy as rendered
+    (tests/cluster/rendered.py's Rendered.kept_claims): the claims it marks
+    helm.sh/resource-policy: keep, and `<prefix><ordinal>` for each volumeClaimTemplate's
+    prefix (Kubernetes never deletes those with their StatefulSet)."""
+    names = set(kept_names)
+    ordinal = re.compile("|".join(rf"^{re.escape(p)}\d+$" for p in template_prefixes) or "(?!)")
     kept, unexpected = [], []
     for name in sorted(claims):
-        if etcd.match(name) or (registry_kept and name == registry):
+        if name in names or ordinal.match(name):
             kept.append(name)
         else:
             unexpected.append(name)
     return kept, unexpected
+
+
+def kind_cluster_name(context: str) -> str | None:
+    """The kind cluster a kubeconfig context belongs to (kind names its contexts kind-NAME)."""
+    return context.removeprefix("kind-") or None if context.startswith("kind-") else None
 
 
 def kubeconfig_candidates(option: str | None, environ: Mapping[str, str], home: Path) -> list[Path]:

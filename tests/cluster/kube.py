@@ -11,7 +11,7 @@ from typing import Any
 
 import pykube
 import pytest
-from ruamel.yaml import YAML
+from rendered import CHART, ROOT, Rendered
 
 from .helpers import (
     helm_set_args,
@@ -21,9 +21,24 @@ from .helpers import (
     service_proxy_path,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "hashstack"
+__all__ = [
+    "CHART",
+    "RELEASE",
+    "ROOT",
+    "HashClient",
+    "Helm",
+    "Rendered",
+    "image_overrides",
+    "render",
+]
+
 RELEASE = os.environ.get("HASHSTACK_E2E_RELEASE", "hashstack")
+
+
+def render(values: dict[str, str] | None = None, values_files: tuple[Path, ...] = ()) -> Rendered:
+    """The suite's release as `Helm.upgrade_install(values, values_files)` installs it: where the
+    tests take names, selectors, images and ports from (rendered once per set of values)."""
+    return Rendered.of(values, values_files, release=RELEASE)
 
 
 def find_kubeconfig(option: str | None) -> Path | None:
@@ -80,11 +95,18 @@ class Helm:
 
 
 class HashClient:
-    """Calls hash through the API server's service proxy with the kubeconfig's credentials."""
+    """Calls hash through the API server's service proxy with the kubeconfig's credentials: its
+    Service and the port that leads to its API, as `rendered` (default: the release with the
+    suite's image values) names them."""
 
-    def __init__(self, api: pykube.HTTPClient, namespace: str) -> None:
+    def __init__(
+        self, api: pykube.HTTPClient, namespace: str, rendered: Rendered | None = None
+    ) -> None:
+        rendered = rendered or render(image_overrides())
+        service = rendered.name("Service", "hash")
+        port = rendered.service_port("hash", rendered.api_port("hash"))
         self.session = api.session
-        self.url = api.url + service_proxy_path(namespace, f"{RELEASE}-hash", "http")
+        self.url = api.url + service_proxy_path(namespace, service, port.ref)
 
     def call(self) -> tuple[int, int | None]:
         """(status, number); number is None unless hash answered a valid 200."""
@@ -104,13 +126,3 @@ def image_overrides(tag: str | None = None) -> dict[str, str]:
         os.environ.get("HASHSTACK_E2E_REGISTRY", ""),
         tag if tag is not None else os.environ.get("HASHSTACK_E2E_TAG", ""),
     )
-
-
-def registry_keeps_its_claim() -> bool:
-    """registry.persistence.keepOnUninstall as the chart ships it (the umbrella's value, else
-    the subchart's default)."""
-    yaml = YAML(typ="safe", pure=True)
-    umbrella = yaml.load((CHART / "values.yaml").read_text())
-    sub = yaml.load((CHART / "charts" / "registry" / "values.yaml").read_text())
-    kept = umbrella.get("registry", {}).get("persistence", {}).get("keepOnUninstall")
-    return bool(sub["persistence"]["keepOnUninstall"] if kept is None else kept)

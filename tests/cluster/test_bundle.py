@@ -7,6 +7,7 @@ ci/e2e.sh built ($HASHSTACK_E2E_TAG)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from localstack import free_port
 
-from .kube import RELEASE, ROOT, HashClient
+from .helpers import SERVICES, kind_cluster_name
+from .kube import RELEASE, ROOT, HashClient, render
 
 # On ci/kind/cluster.sh's nodes localhost:5000 already goes to the kind registry container
 # (a containerd hosts.toml): the bundle's registry proxy listens on another node port there.
@@ -44,8 +46,13 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed(
     bundle_dir: Path, kube_config: str, namespace: str, api: pykube.HTTPClient
 ) -> Iterator[dict[str, str]]:
+    # On kind, step 0 loads the registry's images into the nodes itself: nothing comes from
+    # the internet. Elsewhere the nodes are not this machine: they pull what the bundle
+    # leaves in node-images/ (the workflow's clusters can).
+    kind = kind_cluster_name(pykube.KubeConfig.from_file(kube_config).current_context)
     env = {
         **os.environ,
+        **({"KIND_CLUSTER_NAME": kind} if kind and shutil.which("kind") else {}),
         "KUBECONFIG": kube_config,
         "NAMESPACE": namespace,
         "RELEASE": RELEASE,
@@ -85,12 +92,16 @@ def installed(
 def test_the_bundle_installs_a_working_release(
     installed: dict[str, str], api: pykube.HTTPClient, namespace: str
 ) -> None:
-    services = [f"{RELEASE}-hello", f"{RELEASE}-persistence", f"{RELEASE}-hash"]
+    rendered = render({"registry.enabled": "false"})
+    services = [rendered.name("Deployment", s) for s in SERVICES]
     wait_for_deployments_to_run(api, services, namespace, WAIT)
-    for name in services:
-        deployment = pykube.Deployment.objects(api, namespace=namespace).get(name=name)
-        [image] = {c["image"] for c in deployment.obj["spec"]["template"]["spec"]["containers"]}
-        assert image.startswith(f"{installed['IMAGE_REGISTRY']}/hashstack/"), image
+    etcd = rendered.name("StatefulSet", "etcd")
+    for kind, name in [*(("Deployment", s) for s in services), ("StatefulSet", etcd)]:
+        workload = pykube.object_factory(api, "apps/v1", kind).objects(api, namespace=namespace)
+        spec = workload.get(name=name).obj["spec"]["template"]["spec"]
+        # Every image of the release, etcd's too, through the bundle registry's node proxy.
+        for image in {c["image"] for c in spec["containers"] + spec.get("initContainers", [])}:
+            assert image.startswith(f"{installed['IMAGE_REGISTRY']}/"), image
     status, number = HashClient(api, namespace).call()
     assert status == 200
     assert number is not None

@@ -11,16 +11,24 @@ import pytest
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
 from .helpers import Ledger
-from .kube import CHART, RELEASE, HashClient, Helm, image_overrides
+from .kube import CHART, RELEASE, HashClient, Helm, Rendered, image_overrides, render
 from .load import under_load
 
-ETCD = f"{RELEASE}-etcd"
 WAIT = 600
+
+
+def rendered() -> Rendered:
+    """The release as installed here: the StatefulSet's and the test Pod's names come from it."""
+    return render({**image_overrides(), "etcd.replicaCount": "1"})
+
+
+def etcd_set() -> str:
+    return rendered().name("StatefulSet", "etcd")
 
 
 def member_zero(api: pykube.HTTPClient, namespace: str) -> tuple[str, int]:
     """Member 0's pod UID and restart count: both stay put while the cluster is resized."""
-    pod = pykube.Pod.objects(api, namespace=namespace).get(name=f"{ETCD}-0")
+    pod = pykube.Pod.objects(api, namespace=namespace).get(name=f"{etcd_set()}-0")
     statuses = pod.obj["status"].get("containerStatuses", [])
     return pod.metadata["uid"], sum(s.get("restartCount", 0) for s in statuses)
 
@@ -28,7 +36,7 @@ def member_zero(api: pykube.HTTPClient, namespace: str) -> tuple[str, int]:
 @pytest.fixture(scope="module")
 def release(helm: Helm, api: pykube.HTTPClient, namespace: str) -> str:
     helm.upgrade_install({**image_overrides(), "etcd.replicaCount": "1"})
-    wait_for_stateful_sets_to_run(api, [ETCD], namespace, WAIT)
+    wait_for_stateful_sets_to_run(api, [etcd_set()], namespace, WAIT)
     return RELEASE
 
 
@@ -48,8 +56,9 @@ def test_scaling_etcd_one_three_one_under_load(
             "upgrade", RELEASE, str(CHART), "--reuse-values", "--wait", "--timeout", "10m",
             "--set", f"etcd.replicaCount={size}",
         )  # fmt: skip
-        wait_for_stateful_sets_to_run(api, [ETCD], namespace, WAIT)
-    helm.run("test", RELEASE, "--filter", f"name={ETCD}-test-health", timeout=300)
+        wait_for_stateful_sets_to_run(api, [etcd_set()], namespace, WAIT)
+    [health] = rendered().test_pods("etcd")
+    helm.run("test", RELEASE, "--filter", f"name={health}", timeout=300)
     assert ledger.duplicates() == {}
     assert run.calls > run.failed
     assert member_zero(api, namespace) == before  # scaling never restarted member 0

@@ -13,15 +13,28 @@ import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
-from .helpers import Ledger
-from .kube import CHART, RELEASE, HashClient, Helm, image_overrides
+from .helpers import SERVICES, Ledger
+from .kube import CHART, RELEASE, HashClient, Helm, Rendered, image_overrides, render
 from .load import MAX_FAILED, under_load
 
 pytestmark = pytest.mark.ha
 
 HA_VALUES = CHART / "ci" / "ha-values.yaml"
-SERVICES = [f"{RELEASE}-hello", f"{RELEASE}-persistence", f"{RELEASE}-hash"]
 WAIT = 900
+
+
+def values() -> dict[str, str]:
+    # No ServiceMonitor CRD on a bare cluster; the images come from where ci/e2e.sh pushed them.
+    return {
+        **image_overrides(),
+        "registry.enabled": "false",
+        "metrics.serviceMonitor.enabled": "false",
+    }
+
+
+def rendered() -> Rendered:
+    """The HA release as installed here: every name below comes from it."""
+    return render(values(), values_files=(HA_VALUES,))
 
 
 def schedulable_workers(api: pykube.HTTPClient) -> list[str]:
@@ -50,33 +63,29 @@ def ha_release(helm: Helm, api: pykube.HTTPClient, namespace: str) -> Iterator[s
     workers = schedulable_workers(api)
     if len(workers) < 3:
         pytest.skip(f"the HA scenario needs 3 schedulable workers, this cluster has {workers}")
-    # No ServiceMonitor CRD on a bare cluster; the images come from where ci/e2e.sh pushed them.
-    values = {
-        **image_overrides(),
-        "registry.enabled": "false",
-        "metrics.serviceMonitor.enabled": "false",
-    }
-    helm.upgrade_install(values, values_files=(HA_VALUES,))
+    helm.upgrade_install(values(), values_files=(HA_VALUES,))
     yield RELEASE
     helm.run("uninstall", RELEASE, "--wait", "--timeout", "5m")
 
 
 def pods_of(api: pykube.HTTPClient, namespace: str, name: str) -> list[pykube.Pod]:
-    selector = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": name}
+    selector = rendered().selector(name)
     return list(pykube.Pod.objects(api, namespace=namespace).filter(selector=selector))
 
 
 def test_ha_installs_and_spreads_over_the_workers(
     ha_release: str, api: pykube.HTTPClient, namespace: str
 ) -> None:
-    wait_for_stateful_sets_to_run(api, [f"{RELEASE}-etcd"], namespace, WAIT)
-    wait_for_deployments_to_run(api, SERVICES, namespace, WAIT)
-    for name in ("hello", "persistence", "hash"):
+    wait_for_stateful_sets_to_run(api, [rendered().name("StatefulSet", "etcd")], namespace, WAIT)
+    wait_for_deployments_to_run(
+        api, [rendered().name("Deployment", s) for s in SERVICES], namespace, WAIT
+    )
+    for name in SERVICES:
         nodes = [p.obj["spec"].get("nodeName") for p in pods_of(api, namespace, name) if p.ready]
         assert len(nodes) == 3, f"{name}: {nodes}"
         assert len(set(nodes)) == 3, f"{name} is not spread over 3 nodes: {nodes}"
     budgets = {p.name for p in pykube.PodDisruptionBudget.objects(api, namespace=namespace)}
-    assert {f"{RELEASE}-hash", f"{RELEASE}-persistence"} <= budgets, budgets
+    assert {rendered().name("PodDisruptionBudget", s) for s in ("hash", "persistence")} <= budgets
 
 
 def test_draining_a_node_under_load(

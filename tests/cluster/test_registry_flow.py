@@ -18,10 +18,33 @@ import pytest
 from pytest_helm_charts.k8s.namespace import ensure_namespace_exists
 from pytest_helm_charts.utils import delete_and_wait_for_objects
 
-from .helpers import Ledger
-from .kube import RELEASE, ROOT, HashClient
+from .helpers import SERVICES, Ledger
+from .kube import RELEASE, ROOT, HashClient, Rendered, render
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
+KUBELET_PORT = 10250  # Kubernetes' own, not the chart's: the probe's control
+TOPOLOGY = ROOT / "ci" / "registry-flow"
+
+
+def registry_release() -> Rendered:
+    """Release 1 as ci/registry-flow.sh installs it: the registry and its node proxy."""
+    return render(values_files=(TOPOLOGY / "registry.yaml",))
+
+
+def app_release() -> Rendered:
+    """Release 2 with the chart's own image names (the script changes only their tags)."""
+    return render(values_files=(TOPOLOGY / "app.yaml",))
+
+
+def node_registry() -> str:
+    """What every node pulls from: localhost on the proxy's hostPort."""
+    [(port, _)] = registry_release().host_ports("registry-proxy")
+    return f"localhost:{port}"
+
+
+def repository(image: str) -> str:
+    """hashstack/hash of localhost:5000/hashstack/hash:TAG."""
+    return image.split("/", 1)[1].split("@")[0].rsplit(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -120,18 +143,23 @@ def test_each_release_in_its_own_pod_security_level(flow: Flow, api: pykube.HTTP
 def test_the_app_runs_images_pulled_through_the_node_proxy(
     flow: Flow, api: pykube.HTTPClient
 ) -> None:
-    pods = list(pykube.Pod.objects(api, namespace=flow.app).filter(
-        selector={"app.kubernetes.io/instance": RELEASE}))  # fmt: skip
+    pods = [
+        pod for s in SERVICES
+        for pod in pykube.Pod.objects(api, namespace=flow.app).filter(
+            selector=app_release().selector(s))
+    ]  # fmt: skip
+    repositories = {repository(app_release().image(s)) for s in SERVICES}
     images = {
         c["image"] for p in pods if p.ready for c in p.obj["spec"]["containers"]
-        if "hashstack/" in c["image"]
+        if repository(c["image"]) in repositories
     }  # fmt: skip
     assert images, "no ready pod runs a hashstack image"
-    assert all(i.startswith("localhost:5000/hashstack/") for i in images), images
-    # The proxy saw the pulls: kind's own registry answers localhost:5001, never 5000.
-    proxies = "app.kubernetes.io/component=registry-proxy"
+    assert all(i.startswith(f"{node_registry()}/") for i in images), images
+    # The proxy saw the pulls: kind's own registry answers on another port, never the proxy's.
+    proxies = ",".join(f"{k}={v}" for k, v in registry_release().selector("registry-proxy").items())
     logs = kubectl(flow, "logs", "-n", flow.registry, "--prefix", "-l", proxies, "--tail=-1")
-    assert "GET /v2/hashstack/hash/manifests/" in logs, logs[-2000:]
+    hash_repository = repository(app_release().image("hash"))
+    assert f"GET /v2/{hash_repository}/manifests/" in logs, logs[-2000:]
 
 
 def test_hash_answers_in_the_restricted_namespace(flow: Flow, api: pykube.HTTPClient) -> None:
@@ -143,28 +171,31 @@ def test_hash_answers_in_the_restricted_namespace(flow: Flow, api: pykube.HTTPCl
 
 
 def test_the_proxy_binds_the_node_loopback_only(flow: Flow, api: pykube.HTTPClient) -> None:
-    """From a pod, every node's address: port 5000 is closed, the kubelet's 10250 is open."""
+    """From a pod, every node's address: the proxy's hostPort is closed, the kubelet's 10250 is
+    open."""
     (proxy,) = list(pykube.DaemonSet.objects(api, namespace=flow.registry))
     ports = [p for c in proxy.obj["spec"]["template"]["spec"]["containers"] for p in c["ports"]]
-    assert [(p["hostPort"], p.get("hostIP")) for p in ports if "hostPort" in p] == [
-        (5000, "127.0.0.1")
-    ]
+    expected = registry_release().host_ports("registry-proxy")
+    assert [(p["hostPort"], p.get("hostIP")) for p in ports if "hostPort" in p] == expected
+    [(host_port, host_ip)] = expected
+    assert host_ip == "127.0.0.1", "ci/registry-flow/registry.yaml binds the node's loopback"
     probe_ns = f"{flow.app}-probe"
     ensure_namespace_exists(api, probe_ns)  # no NetworkPolicy there: only the node decides
     addresses = [
         a["address"] for n in pykube.Node.objects(api)
         for a in n.obj["status"]["addresses"] if a["type"] == "InternalIP"
     ]  # fmt: skip
+    hash_repository = repository(app_release().image("hash"))
     image = next(
         c["image"] for p in pykube.Pod.objects(api, namespace=flow.app)
-        for c in p.obj["spec"]["containers"] if "hashstack/hash" in c["image"]
+        for c in p.obj["spec"]["containers"] if repository(c["image"]) == hash_repository
     )  # fmt: skip
     script = (
         "import socket\n"
         "def reach(a, p):\n"
         "    try:\n        socket.create_connection((a, p), 3).close(); return 'open'\n"
         "    except OSError: return 'closed'\n"
-        f"for a in {addresses!r}: print(a, reach(a, 5000), reach(a, 10250))\n"
+        f"for a in {addresses!r}: print(a, reach(a, {host_port}), reach(a, {KUBELET_PORT}))\n"
     )
     try:
         kubectl(flow, "run", "probe", "--namespace", probe_ns, "--image", image,

@@ -20,18 +20,32 @@ from tests.support.wait import wait_until as support_wait_until
 
 from .helpers import SERVICES as SERVICE_NAMES
 from .helpers import Ledger, kept_claims, leftovers
-from .kube import RELEASE, HashClient, Helm, image_overrides, registry_keeps_its_claim
+from .kube import RELEASE, HashClient, Helm, Rendered, image_overrides, render
 from .load import MAX_FAILED, under_load
 
-SERVICES = [f"{RELEASE}-hello", f"{RELEASE}-persistence", f"{RELEASE}-hash"]
-ETCD = f"{RELEASE}-etcd"
-PERSISTENCE = f"{RELEASE}-persistence"
 WAIT = 600  # seconds for a rollout on a loaded CI runner
 THREADS = 8
 
 
 def base_values() -> dict[str, str]:
     return {**image_overrides(), "persistence.replicaCount": "3"}
+
+
+def rendered() -> Rendered:
+    """The release as installed here: every name below comes from it."""
+    return render(base_values())
+
+
+def deployment_of(component: str) -> str:
+    return rendered().name("Deployment", component)
+
+
+def etcd_set() -> str:
+    return rendered().name("StatefulSet", "etcd")
+
+
+def services() -> list[str]:
+    return [deployment_of(name) for name in SERVICE_NAMES]
 
 
 def calls(client: HashClient, ledger: Ledger, count: int) -> list[int]:
@@ -51,8 +65,8 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> N
 
 
 def all_running(api: pykube.HTTPClient, namespace: str) -> None:
-    wait_for_stateful_sets_to_run(api, [ETCD], namespace, WAIT)
-    wait_for_deployments_to_run(api, SERVICES, namespace, WAIT)
+    wait_for_stateful_sets_to_run(api, [etcd_set()], namespace, WAIT)
+    wait_for_deployments_to_run(api, services(), namespace, WAIT)
 
 
 def deployment(api: pykube.HTTPClient, namespace: str, name: str) -> pykube.Deployment:
@@ -60,8 +74,9 @@ def deployment(api: pykube.HTTPClient, namespace: str, name: str) -> pykube.Depl
 
 
 def ready_pods(api: pykube.HTTPClient, namespace: str, component: str) -> list[pykube.Pod]:
-    selector = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": component}
-    pods = pykube.Pod.objects(api, namespace=namespace).filter(selector=selector)
+    pods = pykube.Pod.objects(api, namespace=namespace).filter(
+        selector=rendered().selector(component)
+    )
     return [p for p in pods if p.ready and not p.metadata.get("deletionTimestamp")]
 
 
@@ -73,7 +88,7 @@ def release(helm: Helm, api: pykube.HTTPClient, namespace: str) -> str:
 
 def test_install_runs_every_workload(release: str, api: pykube.HTTPClient, namespace: str) -> None:
     all_running(api, namespace)
-    assert deployment(api, namespace, PERSISTENCE).replicas == 3
+    assert deployment(api, namespace, deployment_of("persistence")).replicas == 3
 
 
 def test_hash_answers_through_the_api_server_proxy(
@@ -105,7 +120,7 @@ def test_deleting_etcd_and_persistence_pods_mid_run(
             calls(hash_client, ledger, THREADS)
 
     def etcd_back(old_uid: str) -> bool:
-        pod = pykube.Pod.objects(api, namespace=namespace).get_or_none(name=f"{ETCD}-0")
+        pod = pykube.Pod.objects(api, namespace=namespace).get_or_none(name=f"{etcd_set()}-0")
         return pod is not None and pod.metadata["uid"] != old_uid and pod.ready
 
     def persistence_back(old_uid: str) -> bool:
@@ -117,7 +132,7 @@ def test_deleting_etcd_and_persistence_pods_mid_run(
     worker.start()
     try:
         wait_until("calls before the deletions", lambda: len(ledger.numbers) > before + 100)
-        etcd_pod = pykube.Pod.objects(api, namespace=namespace).get(name=f"{ETCD}-0")
+        etcd_pod = pykube.Pod.objects(api, namespace=namespace).get(name=f"{etcd_set()}-0")
         persistence_pod = ready_pods(api, namespace, "persistence")[0]
         etcd_pod.delete()
         persistence_pod.delete()
@@ -149,12 +164,12 @@ def test_scale_persistence_1_3_1(
     # is drift that the next server-side-applied upgrade (Helm 4) reports as a conflict.
     for replicas in (1, 3, 1):
         helm.upgrade_install({**base_values(), "persistence.replicaCount": str(replicas)})
-        wait_for_deployments_to_run(api, [PERSISTENCE], namespace, WAIT)
+        wait_for_deployments_to_run(api, [deployment_of("persistence")], namespace, WAIT)
         wait_until(
             f"{replicas} ready persistence pods",
             lambda n=replicas: len(ready_pods(api, namespace, "persistence")) == n,
         )
-        assert deployment(api, namespace, PERSISTENCE).replicas == replicas
+        assert deployment(api, namespace, deployment_of("persistence")).replicas == replicas
         assert len(calls(hash_client, ledger, 100)) == 100, f"at {replicas} replicas"
         assert ledger.duplicates() == {}
 
@@ -167,19 +182,16 @@ def test_helm_upgrade_with_changed_values_then_rollback(
     hash_client: HashClient,
     ledger: Ledger,
 ) -> None:
-    before = {name: deployment(api, namespace, name).replicas for name in SERVICES}
-    revision = helm.history()[-1]["revision"]
-    changed = {
-        f"{name}.replicaCount": str(before[f"{RELEASE}-{name}"] + 1) for name in ("hello", "hash")
+    before = {
+        name: deployment(api, namespace, deployment_of(name)).replicas for name in SERVICE_NAMES
     }
+    revision = helm.history()[-1]["revision"]
+    changed = {f"{name}.replicaCount": str(before[name] + 1) for name in ("hello", "hash")}
     helm.upgrade_install({**base_values(), **changed})
     all_running(api, namespace)
     assert helm.history()[-1]["revision"] == revision + 1
     for name in ("hello", "hash"):
-        assert (
-            deployment(api, namespace, f"{RELEASE}-{name}").replicas
-            == before[f"{RELEASE}-{name}"] + 1
-        )
+        assert deployment(api, namespace, deployment_of(name)).replicas == before[name] + 1
     assert len(calls(hash_client, ledger, 100)) == 100
 
     helm.run("rollback", RELEASE, str(revision), "--wait", "--timeout", "10m")
@@ -187,7 +199,9 @@ def test_helm_upgrade_with_changed_values_then_rollback(
     last = helm.history()[-1]
     assert last["revision"] == revision + 2
     assert last["status"] == "deployed"
-    assert {name: deployment(api, namespace, name).replicas for name in SERVICES} == before
+    assert {
+        name: deployment(api, namespace, deployment_of(name)).replicas for name in SERVICE_NAMES
+    } == before
     assert len(calls(hash_client, ledger, 100)) == 100
     assert ledger.duplicates() == {}
 
@@ -209,7 +223,7 @@ def test_upgrade_to_new_tags_and_config_under_load(
     with under_load(hash_client, ledger, "helm upgrade (new tags, LOG_LEVEL) under load") as run:
         helm.upgrade_install({**base_values(), **image_overrides(next_tag), **changed})
         all_running(api, namespace)
-    for name in SERVICES:
+    for name in services():
         (container, *_) = deployment(api, namespace, name).obj["spec"]["template"]["spec"][
             "containers"
         ]
@@ -249,11 +263,13 @@ def test_uninstall_leaves_only_the_pvcs(
     # Pods end a little after their Deployments; give them their grace period.
     wait_until("the release's objects to go", lambda: left() == [], timeout=180)
     claims = [p.name for p in pykube.PersistentVolumeClaim.objects(api, namespace=namespace)]
-    kept, unexpected = kept_claims(claims, RELEASE, registry_keeps_its_claim())
+    kept_names, prefixes = rendered().kept_claims()
+    kept, unexpected = kept_claims(claims, kept_names, prefixes)
     assert not unexpected, f"claims the chart does not keep on uninstall: {unexpected}"
-    assert any(ETCD in name for name in kept), f"etcd's data claims should outlive it: {claims}"
-    if registry_keeps_its_claim():
-        assert f"{RELEASE}-registry" in kept, "registry.persistence.keepOnUninstall is true"
+    for prefix in prefixes:
+        assert any(n.startswith(prefix) for n in kept), f"{prefix}N should outlive it: {claims}"
+    # The claims the chart marks helm.sh/resource-policy: keep (the registry's, by default).
+    assert kept_names <= set(kept), f"{kept_names} should outlive the release: {claims}"
 
 
 def test_reinstall_keeps_counting_from_the_kept_data(

@@ -16,18 +16,12 @@ from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 from tests.support.numbers import issued_total
 
 from .helpers import Ledger
-from .kube import RELEASE, HashClient, Helm, image_overrides
+from .kube import HashClient, Helm, Rendered, image_overrides, render
 
-PERSISTENCE = f"{RELEASE}-persistence"
 WAIT = 600  # seconds for a rollout on a loaded CI runner
 WINDOW = 10.0  # seconds after the new pods are ready in which the shares are measured
 FAIR = (0.5, 1.5)
 THREADS = 8
-# The pod's own Python reads its /metrics: no port-forward, and no NetworkPolicy in the way.
-READ_METRICS = (
-    "import urllib.request; "
-    "print(urllib.request.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())"
-)
 
 
 def values(replicas: int) -> dict[str, str]:
@@ -38,15 +32,29 @@ def values(replicas: int) -> dict[str, str]:
     }
 
 
+def rendered() -> Rendered:
+    """The release as installed here (rendered once, when first asked: not at collection)."""
+    return render(values(3))
+
+
+def read_metrics() -> str:
+    """Python for the pod's own interpreter that prints its /metrics (on the port the chart
+    gives the image as METRICS_PORT): no port-forward, and no NetworkPolicy in the way."""
+    url = f"http://127.0.0.1:{rendered().metrics_port('persistence').number}/metrics"
+    return (
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    )
+
+
 def ready_persistence_pods(api: pykube.HTTPClient, namespace: str) -> list[str]:
-    selector = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": "persistence"}
+    selector = rendered().selector("persistence")
     pods = pykube.Pod.objects(api, namespace=namespace).filter(selector=selector)
     return sorted(p.name for p in pods if p.ready and not p.metadata.get("deletionTimestamp"))
 
 
 def issued(kube_config: str, namespace: str, pod: str) -> float:
     command = ["kubectl", "--kubeconfig", kube_config, "--namespace", namespace, "exec", pod,
-               "--", "python", "-c", READ_METRICS]  # fmt: skip
+               "--", "python", "-c", read_metrics()]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
     found = issued_total(out)
     return 0.0 if found is None else found
@@ -60,8 +68,11 @@ def test_scale_persistence_1_to_3_under_load_spreads_the_calls(
     hash_client: HashClient,
     ledger: Ledger,
 ) -> None:
+    persistence = rendered().name("Deployment", "persistence")
     helm.upgrade_install(values(1))
-    wait_for_deployments_to_run(api, [PERSISTENCE, f"{RELEASE}-hash"], namespace, WAIT)
+    wait_for_deployments_to_run(
+        api, [persistence, rendered().name("Deployment", "hash")], namespace, WAIT
+    )
     stop = threading.Event()
     lock = threading.Lock()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,11 @@ from tests.support import podman as pm
 @pytest.fixture(scope="session")
 def test_images(podman_ready: None) -> dict[str, str]:
     pm.script("ci/images.sh", "testimages")
-    return {"etcd": pm.ETCD_TEST_IMAGE, "registry": pm.REGISTRY_TEST_IMAGE}
+    return {
+        "etcd": pm.ETCD_TEST_IMAGE,
+        "registry": pm.REGISTRY_TEST_IMAGE,
+        "haproxy": pm.HAPROXY_TEST_IMAGE,
+    }
 
 
 @pytest.fixture
@@ -41,12 +46,28 @@ def containers() -> Iterator[list[str]]:
     pm.remove_containers(*names)
 
 
+@contextmanager
+def separate_store() -> Iterator[Path]:
+    """A separate, empty podman image store, removed with everything in it afterwards."""
+    # Short on purpose: podman refuses a runroot path longer than 50 characters.
+    root = Path(tempfile.mkdtemp(prefix="hs-store-"))
+    try:
+        yield root
+    finally:
+        pm.podman("rm", "--all", "--force", "--time", "2", root=root, check=False)
+        pm.podman("rmi", "--all", "--force", root=root, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def scratch_store() -> Iterator[Path]:
     """A separate, empty podman image store: a pull into it really downloads every layer."""
-    # Short on purpose: podman refuses a runroot path longer than 50 characters.
-    root = Path(tempfile.mkdtemp(prefix="hs-store-"))
-    yield root
-    pm.podman("rm", "--all", "--force", "--time", "2", root=root, check=False)
-    pm.podman("rmi", "--all", "--force", root=root, check=False)
-    shutil.rmtree(root, ignore_errors=True)
+    with separate_store() as root:
+        yield root
+
+
+@pytest.fixture(scope="module")
+def module_store() -> Iterator[Path]:
+    """A separate store shared by one module's tests (e.g. a node's image store)."""
+    with separate_store() as root:
+        yield root

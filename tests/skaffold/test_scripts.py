@@ -4,8 +4,10 @@ are rendered by the real helm."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import socket
 import subprocess
 from typing import Any
 
@@ -90,7 +92,8 @@ REGISTRY_NS = "hashstack-registry"
 
 
 def test_deploy_without_skaffold_builds_installs_registry_pushes_then_upgrades(helm_flow):
-    steps = [" ".join(c[:3]) for c in helm_flow]
+    # The push's target (the forward's local end) is checked below.
+    steps = [" ".join(c[:2] if c[:2] == ["ci/images.sh", "push"] else c[:3]) for c in helm_flow]
     assert steps == [
         "ci/images.sh build",
         "kubectl create namespace",
@@ -99,11 +102,52 @@ def test_deploy_without_skaffold_builds_installs_registry_pushes_then_upgrades(h
         "kubectl label --overwrite",
         "helm upgrade --install",
         f"kubectl --namespace {REGISTRY_NS}",
-        "ci/images.sh push localhost:5000",
+        "ci/images.sh push",
         "helm upgrade --install",
     ]
     assert "port-forward" in helm_flow[6]
     assert "service/hashstack-registry" in helm_flow[6]
+    # The push goes through the forward: to its local end, whatever port that is.
+    local = helm_flow[6][-1].split(":")[0]
+    assert helm_flow[7][-1] == f"localhost:{local}"
+
+
+def forward_port(output: str) -> int:
+    (forward,) = [c for c in commands(output) if "port-forward" in c]
+    local, remote = forward[-1].split(":")
+    assert remote == "5000"
+    return int(local)
+
+
+def test_registry_flow_forwards_to_a_free_port_even_when_5000_answers():
+    """On a single-node cluster whose node is this machine, the chart's node proxy answers on
+    127.0.0.1:5000: the helm flow picks a free port by itself (a listener holds 5000 here
+    unless something already does, so 5000 is taken either way)."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            holder.bind(("127.0.0.1", 5000))
+            holder.listen()
+        with socket.create_connection(("127.0.0.1", 5000), timeout=2):
+            pass  # 5000 answers, as the node proxy would
+        ports = set()
+        for _ in range(2):
+            result = script("registry-flow.sh", "helm", DRY_RUN="1")
+            assert result.returncode == 0, result.stderr
+            port = forward_port(result.stdout)
+            assert port != 5000
+            assert f"ci/images.sh push localhost:{port}" in result.stdout
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))  # free: nothing listened there
+            ports.add(port)
+    assert ports, "no port chosen"
+
+
+def test_registry_flow_keeps_the_port_it_is_given():
+    result = script("registry-flow.sh", "helm", DRY_RUN="1", REGISTRY_PORT="5123")
+    assert result.returncode == 0, result.stderr
+    assert forward_port(result.stdout) == 5123
+    assert "ci/images.sh push localhost:5123" in result.stdout
 
 
 def test_registry_and_app_get_their_own_pod_security_levels(helm_flow):
@@ -147,7 +191,7 @@ def test_deploy_final_step_runs_the_pushed_images(helm_flow):
         assert ref.domain == "localhost:5000"
         assert ref.path == f"hashstack/{svc}"
         assert ref.tag == tag
-        assert push[-1].endswith(":5000")
+        assert push[-1].startswith("localhost:")
 
 
 def test_registry_flow_with_skaffold_uses_the_registry_profile_and_node_name(config):

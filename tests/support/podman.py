@@ -20,6 +20,7 @@ SERVICES = ("hello", "persistence", "hash")
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/hashstack-base/python:3.11-bookworm")
 ETCD_TEST_IMAGE = "localhost/hashstack-test/etcd:local"
 REGISTRY_TEST_IMAGE = "localhost/hashstack-test/registry:local"
+HAPROXY_TEST_IMAGE = "localhost/hashstack-test/haproxy:local"
 
 
 def env() -> dict[str, str]:
@@ -81,6 +82,16 @@ def script(*args: str, extra_env: dict[str, str] | None = None, timeout: float =
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{output[-6000:]}")
     return output
+
+
+def storage_conf(root: Path, path: Path) -> dict[str, str]:
+    """The environment that points podman (and the scripts calling it) at the separate image
+    store `root`, through a storage.conf written to `path`."""
+    path.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "storage"}"\n'
+        f'runroot = "{root / "run"}"\n'
+    )
+    return {"CONTAINERS_STORAGE_CONF": str(path)}
 
 
 def inspect_image(ref: str, root: Path | None = None) -> dict[str, Any]:
