@@ -298,6 +298,50 @@ def test_sync_glob_and_dockerignore_models():
     assert not model.dockerignored(ignore, "hashstack/hash.py")
 
 
+@pytest.mark.parametrize(
+    ("rel", "ignored"),
+    [
+        # `*` ignores every top-level entry, and moby ignores what is under an ignored
+        # directory: only the `!` exceptions' own paths come back.
+        ("hashstack.egg-info/PKG-INFO", True),
+        ("hashstackfoo/x.py", True),
+        ("tests/hashstack/x.py", True),
+        ("hashstack/sub/x.py", False),
+        ("hashstack/sub/__pycache__/x.cpython-311.pyc", True),
+        ("requirements.txt", False),
+        ("requirements.txt.orig", True),
+    ],
+)
+def test_dockerignore_model_follows_moby(rel: str, ignored: bool):
+    """The project's images/.dockerignore as skaffold (moby's patternmatcher) reads it."""
+    assert model.dockerignored(ROOT / "images" / ".dockerignore", rel) is ignored
+
+
+@pytest.mark.parametrize(
+    ("lines", "rel", "ignored"),
+    [
+        # An ignored directory takes everything under it; a later exception for a file
+        # inside brings that one file back (moby checks each pattern against the parents).
+        (["build"], "build/a/b.txt", True),
+        (["build", "!build/keep.txt"], "build/keep.txt", False),
+        (["build", "!build/keep.txt"], "build/other.txt", True),
+        # `**` spans any number of directories, `*` stays within one.
+        (["**/*.log"], "a/b/c.log", True),
+        (["*.log"], "a/c.log", False),
+        (["docs/*.md"], "docs/sub/x.md", False),
+        # Leading `/` and `./` are the root, a trailing `/` is cleaned away.
+        (["/docs/"], "docs/x.md", True),
+        (["./docs"], "docs/x.md", True),
+        # The last matching pattern decides.
+        (["*.md", "!README.md", "README.md"], "README.md", True),
+    ],
+)
+def test_dockerignore_model_moby_cases(tmp_path: Path, lines: list[str], rel: str, ignored: bool):
+    ignore = tmp_path / ".dockerignore"
+    ignore.write_text("\n".join(["# a comment", *lines]) + "\n")
+    assert model.dockerignored(ignore, rel) is ignored
+
+
 def test_template_expansion_model():
     env = model.image_env("hash", "localhost:5000/hashstack/hash:git-1@" + "sha256:" + "a" * 64)
     assert model.expand("{{.IMAGE_DOMAIN_hash}}", env) == "localhost:5000"
