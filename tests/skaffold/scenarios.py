@@ -84,6 +84,28 @@ SCENARIOS = [
         dev=False,
     ),
     Scenario("prod-kind", "kind-hashstack", "run", ("prod",), None, ("kind", "prod"), False, False),
+    # The custom builder (ci/images.sh): `make dev` without a Docker daemon, and the kind
+    # cluster of ci/kind/cluster.sh through its registry at localhost:5001.
+    Scenario("podman-kind", "kind-hashstack", "dev", ("podman",), None, ("kind", "podman"), False),
+    Scenario(
+        "podman-remote",
+        "gke_acme_europe-west1_dev",
+        "dev",
+        ("podman",),
+        "localhost:5001",
+        ("podman",),
+        True,
+    ),
+    Scenario(
+        "prod-podman",
+        "gke_acme_europe-west1_prod",
+        "run",
+        ("prod", "podman"),
+        "registry.hashstack.test/hashstack",
+        ("prod", "podman"),
+        True,
+        dev=False,
+    ),
 ]
 SCENARIO_IDS = [s.name for s in SCENARIOS]
 

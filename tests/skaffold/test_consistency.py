@@ -4,6 +4,7 @@ given exactly Skaffold's helm arguments, runs each artifact's freshly built imag
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -168,7 +169,9 @@ def test_dev_and_prod_differ_exactly_in_sync_reload_and_port_forward(
                 assert "emptyDir" in volumes[mounts[dest]], f"{name}: {dest} not an emptyDir"
             assert env.get("GUNICORN_RELOAD") == "true", name
         else:
-            assert "sync" not in artifact, f"{name}: prod syncs files"
+            # Only `skaffold dev` syncs: the custom builder's artifacts keep their rules in
+            # `run -p prod,podman`, where nothing reads them.
+            assert "sync" not in artifact or scenario.command != "dev", f"{name}: prod syncs"
             assert "/app" not in mounts, f"{name}: prod mounts over /app"
             assert "GUNICORN_RELOAD" not in env, f"{name}: prod reloads"
     if scenario.dev:
@@ -236,6 +239,8 @@ def test_values_files_exist_and_stay_out_of_the_chart(config):
 def test_artifacts_build_existing_dockerfile_targets(config):
     for owner, artifact in all_artifacts(config):
         context = ROOT / artifact.get("context", ".")
+        if "custom" in artifact:
+            continue  # test_custom_artifacts_are_the_docker_ones_built_by_images_sh
         docker = artifact["docker"]
         dockerfile = context / docker.get("dockerfile", "Dockerfile")
         assert context.is_dir(), f"{owner}: {context}"
@@ -354,3 +359,56 @@ def test_template_expansion_model():
     side_loaded = model.image_env("hello", "hello:" + "b" * 64)
     assert side_loaded["IMAGE_DOMAIN_hello"] == ""
     assert side_loaded["IMAGE_DIGEST_hello"] == ""
+
+
+def custom_artifacts(config: dict[str, Any]) -> list[dict[str, Any]]:
+    (podman,) = [p for p in config["profiles"] if p["name"] == "podman"]
+    return list(podman["build"]["artifacts"])
+
+
+def test_custom_artifacts_are_the_docker_ones_built_by_images_sh(config):
+    """The podman profile builds the base's artifacts, context and sync rules unchanged, each
+    with `ci/images.sh skaffold <its Dockerfile target>` run from the context (skaffold runs
+    the command with `sh -c` in the artifact's context)."""
+    base = {a["image"]: a for a in config["build"]["artifacts"]}
+    custom = custom_artifacts(config)
+    assert [a["image"] for a in custom] == list(base)
+    for artifact in custom:
+        docker = base[artifact["image"]]
+        assert {k: v for k, v in artifact.items() if k != "custom"} == {
+            k: v for k, v in docker.items() if k != "docker"
+        }
+        context = ROOT / artifact["context"]
+        program, *args = shlex.split(artifact["custom"]["buildCommand"])
+        assert (context / program).resolve() == ROOT / "ci" / "images.sh"
+        assert args == ["skaffold", docker["docker"]["target"]]
+        assert docker["docker"].get("dockerfile", "Dockerfile") == "Dockerfile"
+
+
+def test_custom_dependencies_are_what_the_build_reads(config):
+    """Skaffold rebuilds on a change to a dependency and watches nothing else: the
+    dependencies are the context's files that go into the build (.dockerignore applied), the
+    Dockerfile and .dockerignore themselves, and pyproject.toml (the image's version label)."""
+    for artifact in custom_artifacts(config):
+        context = ROOT / artifact["context"]
+        sent = {
+            f
+            for f in context_files(context)
+            if not model.dockerignored(context / ".dockerignore", f)
+        }
+        expected = sent | {"Dockerfile", ".dockerignore", "pyproject.toml"}
+        found = model.custom_dependencies(context, artifact["custom"]["dependencies"])
+        assert found == expected, f"{artifact['image']}: {sorted(found ^ expected)}"
+        # Every synced file is a dependency (skaffold syncs only what it watches).
+        for rule in artifact["sync"]["manual"]:
+            synced = {f for f in context_files(context) if model.doublestar_match(rule["src"], f)}
+            assert synced and synced <= found, rule
+
+
+def test_custom_dependencies_model_drops_ignored_files(tmp_path: Path):
+    """Control: a bytecode file and a __pycache__ directory inside a dependency stay out."""
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    for rel in ("pkg/a.py", "pkg/a.pyc", "pkg/__pycache__/a.cpython-311.pyc", "other.txt"):
+        (tmp_path / rel).write_text("x")
+    deps = {"paths": ["pkg"], "ignore": ["**/__pycache__", "**/*.py[cod]"]}
+    assert model.custom_dependencies(tmp_path, deps) == {"pkg/a.py"}

@@ -10,7 +10,10 @@ CHART = ROOT / "charts" / "hashstack"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 # JSON schemas shared beside the repository (never copied into it); the tests prefer these and
 # fall back to the copies check-jsonschema ships (tests/support/schemas.py).
-SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
+# HASHSTACK_SHARED_SCHEMAS names them for a checkout elsewhere (a git worktree).
+SHARED_SCHEMAS = Path(
+    os.environ.get("HASHSTACK_SHARED_SCHEMAS", ROOT.parent / "shared" / "schemas")
+)
 
 
 def tools_bin() -> Path:

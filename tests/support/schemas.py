@@ -4,6 +4,7 @@ are there (../shared/schemas), else a source a CI runner has, so the checks run 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from importlib import resources
@@ -23,13 +24,19 @@ def workflow_schema() -> tuple[dict[str, Any], str]:
     return json.loads(vendored.read_text()), "check-jsonschema's vendored github-workflows.json"
 
 
+def skaffold_binary() -> str | None:
+    """The skaffold to run: $SKAFFOLD (a path or a name on PATH, as ci/dev.sh and
+    ci/skaffold-check.sh read it), else skaffold on PATH; None when there is none."""
+    return shutil.which(os.environ.get("SKAFFOLD") or "skaffold")
+
+
 def skaffold_schema() -> tuple[dict[str, Any], str] | None:
     """(schema, where from) for skaffold.yaml's apiVersion: the shared copy, else the one the
     skaffold binary prints (`skaffold schema get`, the workflow's skaffold job); None: neither."""
     shared = SHARED_SCHEMAS / f"{SKAFFOLD_API.replace('/', '-')}.json"
     if shared.is_file():
         return json.loads(shared.read_text()), str(shared)
-    skaffold = shutil.which("skaffold")
+    skaffold = skaffold_binary()
     if skaffold is None:
         return None
     out = subprocess.run(
