@@ -402,7 +402,8 @@ def test_custom_dependencies_are_what_the_build_reads(config):
         # Every synced file is a dependency (skaffold syncs only what it watches).
         for rule in artifact["sync"]["manual"]:
             synced = {f for f in context_files(context) if model.doublestar_match(rule["src"], f)}
-            assert synced and synced <= found, rule
+            assert synced, rule
+            assert synced <= found, rule
 
 
 def test_custom_dependencies_model_drops_ignored_files(tmp_path: Path):

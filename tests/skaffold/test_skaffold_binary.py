@@ -57,11 +57,8 @@ def contained(expected: Any, actual: Any, where: str = "") -> list[str]:
     if isinstance(expected, dict) and isinstance(actual, dict):
         return [d for k, v in expected.items() for d in contained(v, actual.get(k), f"{where}.{k}")]
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [
-            d
-            for i, (e, a) in enumerate(zip(expected, actual))
-            for d in contained(e, a, f"{where}[{i}]")
-        ]
+        pairs = enumerate(zip(expected, actual, strict=True))
+        return [d for i, (e, a) in pairs for d in contained(e, a, f"{where}[{i}]")]
     return [] if expected == actual else [f"{where}: model {expected!r}, skaffold {actual!r}"]
 
 
