@@ -4,8 +4,13 @@
 # --update (make bench-update) also copies it to the committed benchmarks/latest.{json,md,png}
 # and the figures in docs/benchmarks.md.
 # Extra arguments go to the benchmark (--quick for a one-round smoke run).
+# --devloop (make bench-devloop): the inner loop's steps instead (benchmarks/devloop.py: podman).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
+if [ "${1:-}" = --devloop ]; then
+  shift
+  exec python -m benchmarks.devloop "$@"
+fi
 ci/install-deps.sh --only etcd-server wrk
 exec python -m benchmarks "$@"

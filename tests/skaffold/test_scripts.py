@@ -64,6 +64,26 @@ def test_dev_without_skaffold_says_how_to_get_it():
     assert "make deploy" in result.stderr
 
 
+@pytest.mark.parametrize(("engine", "profiles"), [("podman", ["podman"]), ("docker", [])])
+def test_dev_picks_the_engine_says_so_and_keeps_one_run_id(config, engine, profiles):
+    runs = [script("dev.sh", "--tail=false", DRY_RUN="1", SKAFFOLD="true", DEV_ENGINE=engine)]
+    runs.append(script("dev.sh", DRY_RUN="1", SKAFFOLD="true", DEV_ENGINE=engine))
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+        assert f"building with {'podman' if engine == 'podman' else 'Docker'}" in result.stderr
+    first, second = (commands(r.stdout)[0] for r in runs)
+    assert first[:2] == ["true", "dev"]
+    assert [a.split("=", 1)[1] for a in first if a.startswith("--profile=")] == profiles
+    assert set(profiles) <= {p["name"] for p in config["profiles"]}
+    # The same run-id label every time: skaffold's own, new per run, would change every pod
+    # template and so replace every pod at each start.
+    run_id = "--label=skaffold.dev/run-id="
+    labels = [[a for a in cmd if a.startswith(run_id)] for cmd in (first, second)]
+    assert labels[0] == labels[1]
+    assert len(labels[0]) == 1
+    assert first[-1] == "--tail=false"
+
+
 def test_skaffold_check_skips_or_fails_without_skaffold():
     skipped = script("skaffold-check.sh", SKAFFOLD=MISSING)
     assert skipped.returncode == 0
