@@ -169,14 +169,14 @@ cmd_skaffold() {
       ;;
     *) platform=(--platform "$PLATFORMS") ;;
   esac
+  case ${PUSH_IMAGE:-false} in
+    true | false) ;;
+    *) echo "ci/images.sh skaffold: PUSH_IMAGE must be true or false, not $PUSH_IMAGE" >&2; exit 2 ;;
+  esac
   build_args
   "$ENGINE" "${BUILD_ARGS[@]}" "${platform[@]}" --target "$svc" -t "$image" "$CONTEXT"
   echo "built $image in $((SECONDS - start)) s"
-  case ${PUSH_IMAGE:-false} in
-    true) push_ref "$image" ;;
-    false) ;;
-    *) echo "ci/images.sh skaffold: PUSH_IMAGE must be true or false, not $PUSH_IMAGE" >&2; exit 2 ;;
-  esac
+  [ "${PUSH_IMAGE:-false}" = false ] || push_ref "$image"
 }
 
 cmd_push() {

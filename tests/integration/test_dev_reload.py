@@ -1,0 +1,107 @@
+"""The dev reload (GUNICORN_RELOAD=true, hashstack.devreload) on real gunicorn: an edited
+source is served by a new worker, and no call fails while the workers are swapped; a file that
+does not compile leaves the running worker serving."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hashstack import devreload
+from localstack import Service, held_port, http_get
+from tests.support.paths import ROOT
+from tests.support.wait import wait_until
+
+GREETING = re.compile(r"Hello, [^\"!]*!")
+
+
+class Caller(threading.Thread):
+    """Calls `url` every 10 ms until stopped; keeps what failed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.calls, self.failures = url, 0, []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                status, _, _ = http_get(self.url, timeout=5)
+                if status != 200:
+                    self.failures.append(f"HTTP {status}")
+            except OSError as error:
+                self.failures.append(repr(error))
+            self.calls += 1
+            self.stopped.wait(0.01)
+
+
+def says(url: str, text: str) -> bool:
+    try:
+        return http_get(url, timeout=2)[1].decode() == text
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def dev_hello(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """hello from a copy of the package (the dev pod's writable /app), in dev mode."""
+    shutil.copytree(ROOT / "images" / "hashstack", tmp_path / "app" / "hashstack")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "app"))
+    service = Service(
+        "hello",
+        tmp_path / "hello.log",
+        service="hello",
+        port=held_port(),
+        env={"GUNICORN_RELOAD": "true", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "info"},
+    ).start()
+    yield service, tmp_path / "app" / "hashstack" / "hello.py"
+    service.stop()
+
+
+def edit(path: Path, text: str) -> None:
+    path.write_text(GREETING.sub(text, path.read_text(), count=1))
+
+
+def test_edit_is_served_by_a_new_worker_without_a_failed_call(dev_hello):
+    service, source = dev_hello
+    url = service.url + "/"
+    assert says(url, "Hello, World!")
+    caller = Caller(url)
+    caller.start()
+    try:
+        for i in range(3):
+            text = f"Hello, edit {i}!"
+            edit(source, text)
+            wait_until(lambda t=text: says(url, t), 20, f"{url} saying {text!r}", interval=0.02)
+            time.sleep(0.5)  # the old worker's graceful stop happens in here
+    finally:
+        caller.stopped.set()
+        caller.join()
+    log = service.log_text()
+    assert caller.calls > 50
+    assert caller.failures == [], f"{caller.failures[:5]}\n{log[-3000:]}"
+    assert log.count("dev reload: new worker") == 3, log[-3000:]
+
+
+def test_code_that_does_not_compile_keeps_the_old_worker(dev_hello):
+    service, source = dev_hello
+    url = service.url + "/"
+    good = source.read_text()
+    source.write_text(good + "\ndef broken(:\n")
+    wait_until(lambda: "does not compile" in service.log_text(), 20, "the compile error logged")
+    assert says(url, "Hello, World!")
+    assert "hello.py:" in service.log_text()
+    source.write_text(GREETING.sub("Hello, fixed!", good, count=1))
+    wait_until(lambda: says(url, "Hello, fixed!"), 20, "the fixed code served", interval=0.05)
+
+
+def test_the_masters_preload_is_what_the_package_imports():
+    names = devreload.imported_modules()
+    assert "flask" in names
+    assert "etcd3" in names
+    assert not [n for n in names if n.split(".")[0] == "hashstack"]
