@@ -107,9 +107,14 @@ def activated(config: dict[str, Any], kube_context: str, command: str) -> list[s
 def effective_config(
     config: dict[str, Any], kube_context: str, command: str, named: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], list[str]]:
-    """The pipeline Skaffold runs: auto-activated profiles first, then the named ones."""
+    """The pipeline Skaffold runs: auto-activated profiles first, then the named ones; a
+    named `-NAME` switches an auto-activated profile off."""
     order = activated(config, kube_context, command)
-    order += [n for n in named if n not in order]
+    for name in named:
+        if name.startswith("-"):
+            order = [n for n in order if n != name[1:]]
+        elif name not in order:
+            order.append(name)
     by_name = {p["name"]: p for p in config.get("profiles", [])}
     pipeline = {k: copy.deepcopy(v) for k, v in config.items() if k in PIPELINE_KEYS}
     for name in order:

@@ -5,6 +5,7 @@ are rendered by the real helm."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.skaffold import model
-from tests.skaffold.scenarios import ROOT, containers, helm, parse_docs
+from tests.skaffold.scenarios import ROOT, SCENARIO_IDS, SCENARIOS, containers, helm, parse_docs
 
 SERVICES = ("hello", "persistence", "hash")
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -194,3 +195,30 @@ def test_registry_flow_refuses_another_port_with_skaffold():
     result = script("registry-flow.sh", "run", DRY_RUN="1", SKAFFOLD="true", REGISTRY_PORT="5001")
     assert result.returncode == 1
     assert "REGISTRY_PORT must be 5000" in result.stderr
+
+
+def test_skaffold_kind_runs_build_run_and_dev_with_the_custom_builder_through_kinds_registry():
+    """ci/skaffold-kind.sh (the workflow's skaffold-kind job) as its dry run prints it: the
+    arguments are those of the podman-kind-registry scenario, which tests/skaffold renders."""
+    result = script("skaffold-kind.sh", DRY_RUN="1", SKAFFOLD="true")
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    assert cmds[0] == ["ci/kind/cluster.sh", "up"]
+    assert cmds[1][1:3] == ["config", "set"]
+    assert cmds[1][-2:] == ["local-cluster", "false"]
+    assert [c[1] for c in cmds[2:]] == ["build", "run", "dev"]
+    scenario = SCENARIOS[SCENARIO_IDS.index("podman-kind-registry")]
+    context = cmds[1][cmds[1].index("--kube-context") + 1]
+    assert context == scenario.kube_context
+    assert scenario.local_cluster is False
+    registry_port = re.search(
+        r'REGISTRY_PORT="\$\{KIND_REGISTRY_PORT:-(\d+)\}"',
+        (ROOT / "ci" / "kind" / "cluster.sh").read_text(),
+    )
+    assert registry_port
+    for cmd in cmds[2:]:
+        assert cmd[cmd.index("--profile") + 1].split(",") == list(scenario.named)
+        assert cmd[cmd.index("--default-repo") + 1] == scenario.default_repo
+        assert scenario.default_repo == f"localhost:{registry_port.group(1)}"
+        assert cmd[cmd.index("--config") + 1] == cmds[1][cmds[1].index("--config") + 1]
+        assert any(a.startswith("skaffold.dev/run-id=") for a in cmd)
