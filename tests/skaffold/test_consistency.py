@@ -413,3 +413,29 @@ def test_custom_dependencies_model_drops_ignored_files(tmp_path: Path):
         (tmp_path / rel).write_text("x")
     deps = {"paths": ["pkg"], "ignore": ["**/__pycache__", "**/*.py[cod]"]}
     assert model.custom_dependencies(tmp_path, deps) == {"pkg/a.py"}
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.dev], ids=lambda s: s.name)
+def test_a_replaced_persistence_pod_serves_until_an_idle_hash_has_moved_on(
+    applied: ApplyFn, scenario: Scenario
+):
+    """hash keeps persistence's pod addresses (hashstack.persistence_client) and, with no
+    traffic, looks them up again only when its readiness probe calls persistence: a replaced
+    persistence pod must keep serving (preStop sleep) for a probe period plus the addresses'
+    freshness, or the first call after a rollout goes to a deleted pod and times out. (The dev
+    values; the chart's default, 5 s, serves a hash under load, which looks up every second.)"""
+    from hashstack.persistence_client import ADDRESSES_FRESH_FOR
+
+    result = applied(scenario)
+    release = result.release["name"]
+    hash_main = next(
+        c
+        for c in containers(result.objects("Deployment")[f"{release}-hash"])
+        if c["name"] == "hash"
+    )
+    persistence = result.objects("Deployment")[f"{release}-persistence"]
+    (main,) = [c for c in pod_spec(persistence)["containers"] if c["name"] == "persistence"]
+    pause = main.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    assert pause >= hash_main["readinessProbe"]["periodSeconds"] + ADDRESSES_FRESH_FOR
+    grace = pod_spec(persistence).get("terminationGracePeriodSeconds", 30)
+    assert pause < grace
