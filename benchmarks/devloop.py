@@ -24,12 +24,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
 
+from tests.support.caller import Caller
 from tests.support.podman import (
     ROOT,
     env,
@@ -46,29 +46,6 @@ from tests.support.podman import (
 APP_USER = "10001:10001"
 DEV_ENV = {"GUNICORN_RELOAD": "true", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "info"}
 GREETING = re.compile(r"Hello, [^\"!]*!")
-
-
-class Caller(threading.Thread):
-    """Calls `url` every 10 ms until stopped; counts the calls and the failed ones."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.calls = 0
-        self.failures: list[str] = []
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        with requests.Session() as session:
-            while not self.stopped.is_set():
-                try:
-                    answer = session.get(self.url, timeout=5)
-                    if answer.status_code != 200:
-                        self.failures.append(f"HTTP {answer.status_code}")
-                except requests.RequestException as error:
-                    self.failures.append(type(error).__name__)
-                self.calls += 1
-                self.stopped.wait(0.01)
 
 
 def served_after(url: str, text: str, start: float, timeout: float = 60) -> float:
@@ -115,19 +92,16 @@ def dev_container(image: str, app: Path) -> tuple[str, str]:
 def measure_syncs(image: str, rounds: int) -> tuple[list[float], int, list[str]]:
     with tempfile.TemporaryDirectory() as where:
         name, url = dev_container(image, writable_app(Path(where)))
-        caller = Caller(url)
         seconds = []
         try:
-            caller.start()
-            for i in range(rounds):
-                text = f"Hello, sync {i}!"
-                start = time.monotonic()
-                skaffold_sync(name, {"/app/hashstack/hello.py": greeting_source(text)})
-                seconds.append(served_after(url, text, start))
-                time.sleep(1.0)  # the old worker's graceful stop is inside the window
+            with Caller(url) as caller:
+                for i in range(rounds):
+                    text = f"Hello, sync {i}!"
+                    start = time.monotonic()
+                    skaffold_sync(name, {"/app/hashstack/hello.py": greeting_source(text)})
+                    seconds.append(served_after(url, text, start))
+                    time.sleep(1.0)  # the old worker's graceful stop is inside the window
         finally:
-            caller.stopped.set()
-            caller.join()
             remove_containers(name)
         return seconds, caller.calls, caller.failures
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -14,30 +13,11 @@ import pytest
 
 from hashstack import devreload
 from localstack import Service, held_port, http_get
+from tests.support.caller import Caller
 from tests.support.paths import ROOT
 from tests.support.wait import wait_until
 
 GREETING = re.compile(r"Hello, [^\"!]*!")
-
-
-class Caller(threading.Thread):
-    """Calls `url` every 10 ms until stopped; keeps what failed."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url, self.calls, self.failures = url, 0, []
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                status, _, _ = http_get(self.url, timeout=5)
-                if status != 200:
-                    self.failures.append(f"HTTP {status}")
-            except OSError as error:
-                self.failures.append(repr(error))
-            self.calls += 1
-            self.stopped.wait(0.01)
 
 
 def says(url: str, text: str) -> bool:
@@ -71,17 +51,12 @@ def test_edit_is_served_by_a_new_worker_without_a_failed_call(dev_hello):
     service, source = dev_hello
     url = service.url + "/"
     assert says(url, "Hello, World!")
-    caller = Caller(url)
-    caller.start()
-    try:
+    with Caller(url) as caller:
         for i in range(3):
             text = f"Hello, edit {i}!"
             edit(source, text)
             wait_until(lambda t=text: says(url, t), 20, f"{url} saying {text!r}", interval=0.02)
             time.sleep(0.5)  # the old worker's graceful stop happens in here
-    finally:
-        caller.stopped.set()
-        caller.join()
     log = service.log_text()
     assert caller.calls > 50
     assert caller.failures == [], f"{caller.failures[:5]}\n{log[-3000:]}"
