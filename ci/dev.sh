@@ -68,6 +68,12 @@ case $engine in
     fi
     echo "make dev: building with podman through ci/images.sh (profile podman," \
       "OFFLINE=${OFFLINE:-1}); Docker API for skaffold: ${DOCKER_HOST:-none}" >&2
+    context=$(kubectl config current-context 2>/dev/null || true)
+    if [[ $context == kind-* ]] && ! command -v docker >/dev/null 2>&1; then
+      echo "make dev: $context: skaffold loads images with \`kind load docker-image\`, which runs" \
+        "the docker command: install podman's (Debian: podman-docker), or push through kind's" \
+        "registry (docs/development.md, \"kind with podman\")" >&2
+    fi
     if [ -z "${DOCKER_HOST:-}" ]; then
       echo "make dev: no podman socket: a cluster that loads images needs one" \
         "(systemctl --user enable --now podman.socket, or as root: systemctl enable --now" \
