@@ -60,17 +60,20 @@ def served_after(url: str, text: str, start: float, timeout: float = 60) -> floa
     raise TimeoutError(f"{url} never said {text!r}")
 
 
-def greeting_source(text: str) -> bytes:
-    source = (ROOT / "images" / "hashstack" / "hello.py").read_text()
+PACKAGE = ROOT / "images" / "hashstack"
+
+
+def greeting_source(text: str, package: Path = PACKAGE) -> bytes:
+    source = (package / "hello.py").read_text()
     assert GREETING.search(source), "hello.py's greeting moved: update benchmarks/devloop.py"
     return GREETING.sub(text, source, count=1).encode()
 
 
-def writable_app(where: Path) -> Path:
+def writable_app(where: Path, package: Path) -> Path:
     """The dev pod's /app: a copy of the package the service user may write into."""
     app = where / "app"
     shutil.copytree(
-        ROOT / "images" / "hashstack",
+        package,
         app / "hashstack",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
@@ -89,16 +92,19 @@ def dev_container(image: str, app: Path) -> tuple[str, str]:
     return name, url
 
 
-def measure_syncs(image: str, rounds: int) -> tuple[list[float], int, list[str]]:
+def measure_syncs(
+    image: str, rounds: int, package: Path = PACKAGE
+) -> tuple[list[float], int, list[str]]:
     with tempfile.TemporaryDirectory() as where:
-        name, url = dev_container(image, writable_app(Path(where)))
+        name, url = dev_container(image, writable_app(Path(where), package))
         seconds = []
         try:
             with Caller(url) as caller:
                 for i in range(rounds):
                     text = f"Hello, sync {i}!"
                     start = time.monotonic()
-                    skaffold_sync(name, {"/app/hashstack/hello.py": greeting_source(text)})
+                    source = greeting_source(text, package)
+                    skaffold_sync(name, {"/app/hashstack/hello.py": source})
                     seconds.append(served_after(url, text, start))
                     time.sleep(1.0)  # the old worker's graceful stop is inside the window
         finally:
@@ -147,12 +153,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--syncs", type=int, default=10)
     parser.add_argument("--rebuilds", type=int, default=3)
+    parser.add_argument(
+        "--package",
+        type=Path,
+        default=PACKAGE,
+        help="the hashstack package the sync step serves from /app (its gunicorn config "
+        "included), e.g. an older revision's, to compare",
+    )
     args = parser.parse_args()
     tag = unique("devloop")
     script("ci/images.sh", "build", "hello", extra_env={"TAG": tag})
     image = f"localhost/hashstack/hello:{tag}"
     try:
-        syncs, calls, failures = measure_syncs(image, args.syncs)
+        syncs, calls, failures = measure_syncs(image, args.syncs, args.package.resolve())
         print(line("sync: edit -> tar -> reload -> new answer", syncs))
         failed = f"{len(failures)} of {calls} {failures[:5]}"
         print(f"{'sync: failed calls during the reloads':<44} {failed}")
