@@ -4,6 +4,7 @@ does not compile leaves the running worker serving."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -27,18 +28,22 @@ def says(url: str, text: str) -> bool:
         return False
 
 
+DEV = {"GUNICORN_RELOAD": "true", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "info"}
+
+
+def dev_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, **env: str) -> Service:
+    """`name` from a copy of the package (the dev pod's writable /app), in dev mode."""
+    if not (tmp_path / "app").exists():
+        shutil.copytree(ROOT / "images" / "hashstack", tmp_path / "app" / "hashstack")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "app"))
+    return Service(
+        name, tmp_path / f"{name}.log", service=name, port=held_port(), env={**DEV, **env}
+    ).start()
+
+
 @pytest.fixture
 def dev_hello(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """hello from a copy of the package (the dev pod's writable /app), in dev mode."""
-    shutil.copytree(ROOT / "images" / "hashstack", tmp_path / "app" / "hashstack")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "app"))
-    service = Service(
-        "hello",
-        tmp_path / "hello.log",
-        service="hello",
-        port=held_port(),
-        env={"GUNICORN_RELOAD": "true", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "info"},
-    ).start()
+    service = dev_service(tmp_path, monkeypatch, "hello")
     yield service, tmp_path / "app" / "hashstack" / "hello.py"
     service.stop()
 
@@ -80,3 +85,29 @@ def test_the_masters_preload_is_what_the_package_imports():
     assert "flask" in names
     assert "etcd3" in names
     assert not [n for n in names if n.split(".")[0] == "hashstack"]
+
+
+def test_persistence_keeps_counting_across_a_reload(tmp_path, monkeypatch, etcd):
+    """The master imported etcd3 and grpc before forking: a reloaded worker still talks to
+    etcd, and the numbers keep rising (a new worker reserves a new block)."""
+    service = dev_service(tmp_path, monkeypatch, "persistence", ETCD_ENDPOINTS=etcd.client_url)
+    try:
+        url = service.url + "/"
+
+        def number() -> int:
+            status, body, _ = http_get(url, timeout=5)
+            assert status == 200, body
+            return int(json.loads(body)["data"])
+
+        before = [number() for _ in range(3)]
+        source = tmp_path / "app" / "hashstack" / "persistence.py"
+        with Caller(url) as caller:
+            source.write_text(source.read_text() + "\n# edited\n")
+            wait_until(lambda: "new worker" in service.log_text(), 20, "the reload", interval=0.05)
+            time.sleep(1.0)
+        after = [number() for _ in range(3)]
+        assert caller.failures == [], caller.failures[:5]
+        assert len(set(before + after)) == 6
+        assert min(after) > max(before)
+    finally:
+        service.stop()
