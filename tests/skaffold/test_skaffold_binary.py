@@ -16,7 +16,7 @@ import yaml
 
 from tests.skaffold import model
 from tests.skaffold.scenarios import ROOT, SKAFFOLD_YAML, containers, parse_docs
-from tests.support.schemas import skaffold_binary
+from tests.support.paths import skaffold_binary
 
 SERVICES = ("hello", "persistence", "hash")
 # The context ci/skaffold-check.sh's throwaway kubeconfig names: the kind profile activates.

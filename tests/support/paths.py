@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,3 +20,9 @@ SHARED_SCHEMAS = Path(
 def tools_bin() -> Path:
     """helm, helm3 and kubectl from ci/install-tools.sh."""
     return Path(os.environ.get("HASHSTACK_CACHE", ROOT / ".cache")) / "bin"
+
+
+def skaffold_binary() -> str | None:
+    """The skaffold to run: $SKAFFOLD (a path or a name on PATH, as ci/dev.sh and
+    ci/skaffold-check.sh read it), else skaffold on PATH; None when there is none."""
+    return shutil.which(os.environ.get("SKAFFOLD") or "skaffold")

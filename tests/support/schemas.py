@@ -4,13 +4,11 @@ are there (../shared/schemas), else a source a CI runner has, so the checks run 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from importlib import resources
 from typing import Any
 
-from tests.support.paths import SHARED_SCHEMAS
+from tests.support.paths import SHARED_SCHEMAS, skaffold_binary
 
 SKAFFOLD_API = "skaffold/v4beta14"
 
@@ -22,12 +20,6 @@ def workflow_schema() -> tuple[dict[str, Any], str]:
         return json.loads(shared.read_text()), str(shared)
     vendored = resources.files("check_jsonschema.builtin_schemas.vendor") / "github-workflows.json"
     return json.loads(vendored.read_text()), "check-jsonschema's vendored github-workflows.json"
-
-
-def skaffold_binary() -> str | None:
-    """The skaffold to run: $SKAFFOLD (a path or a name on PATH, as ci/dev.sh and
-    ci/skaffold-check.sh read it), else skaffold on PATH; None when there is none."""
-    return shutil.which(os.environ.get("SKAFFOLD") or "skaffold")
 
 
 def skaffold_schema() -> tuple[dict[str, Any], str] | None:
