@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -167,7 +168,8 @@ def main() -> int:
     try:
         syncs, calls, failures = measure_syncs(image, args.syncs, args.package.resolve())
         print(line("sync: edit -> tar -> reload -> new answer", syncs))
-        failed = f"{len(failures)} of {calls} {failures[:5]}"
+        kinds = Counter("refused" if "refused" in f else f.split(":")[0] for f in failures)
+        failed = f"{len(failures)} of {calls} {dict(kinds) or ''}"
         print(f"{'sync: failed calls during the reloads':<44} {failed}")
         if args.rebuilds:
             builds, served = measure_rebuilds(args.rebuilds)
