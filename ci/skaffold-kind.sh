@@ -39,15 +39,16 @@ grep -q '"Hello, World!"' "$SOURCE" || die "$SOURCE no longer answers \"Hello, W
 
 PROFILES="podman,-kind"
 COMMON=(--config "$GLOBAL_CONFIG" --profile "$PROFILES" --default-repo "$REGISTRY")
-COMMON+=(--label skaffold.dev/run-id=hashstack-ci)
+# One run id (skaffold build takes no labels): `skaffold dev` leaves what `run` deployed as is.
+RUN_ID=(--label skaffold.dev/run-id=hashstack-ci)
 
 ENGINE="${KIND_ENGINE:-}" run ci/kind/cluster.sh up
 run "$SKAFFOLD" config set --config "$GLOBAL_CONFIG" --kube-context "kind-$CLUSTER" \
   local-cluster false
 run "$SKAFFOLD" build "${COMMON[@]}" --file-output "$OUT/build.json"
-run "$SKAFFOLD" run "${COMMON[@]}"
+run "$SKAFFOLD" run "${COMMON[@]}" "${RUN_ID[@]}"
 [ "${DRY_RUN:-0}" != 1 ] || {
-  printf '%q ' "$SKAFFOLD" dev "${COMMON[@]}" --port-forward=user --tail=false
+  printf '%q ' "$SKAFFOLD" dev "${COMMON[@]}" "${RUN_ID[@]}" --port-forward=user --tail=false
   echo
   exit 0
 }
@@ -55,7 +56,7 @@ run "$SKAFFOLD" run "${COMMON[@]}"
 # The dev loop: started in the background, its log in $OUT/dev.log.
 original=$(mktemp)
 cp "$SOURCE" "$original"
-"$SKAFFOLD" dev "${COMMON[@]}" --port-forward=user --tail=false >"$OUT/dev.log" 2>&1 &
+"$SKAFFOLD" dev "${COMMON[@]}" "${RUN_ID[@]}" --port-forward=user --tail=false >"$OUT/dev.log" 2>&1 &
 dev_pid=$!
 finish() {
   cp "$original" "$SOURCE"

@@ -175,4 +175,4 @@ def test_skaffold_kind_job_runs_the_custom_builder_on_the_newest_kind(
     assert kind["with"]["cluster_name"] == job["env"]["KIND_CLUSTER_NAME"]
     script = (ROOT / "ci" / "skaffold-kind.sh").read_text()
     for command in ("build", "run", "dev"):
-        assert f'"$SKAFFOLD" {command} "${{COMMON[@]}}"' in script
+        assert f'"$SKAFFOLD" {command} "${{COMMON[@]}}' in script

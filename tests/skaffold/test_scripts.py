@@ -221,4 +221,8 @@ def test_skaffold_kind_runs_build_run_and_dev_with_the_custom_builder_through_ki
         assert cmd[cmd.index("--default-repo") + 1] == scenario.default_repo
         assert scenario.default_repo == f"localhost:{registry_port.group(1)}"
         assert cmd[cmd.index("--config") + 1] == cmds[1][cmds[1].index("--config") + 1]
-        assert any(a.startswith("skaffold.dev/run-id=") for a in cmd)
+    # One run id for run and dev (so dev replaces no pod); build takes no --label.
+    labels = [[a for a in cmd if a.startswith("skaffold.dev/run-id=")] for cmd in cmds[2:]]
+    assert labels[0] == []
+    assert labels[1] == labels[2]
+    assert len(labels[1]) == 1
