@@ -35,14 +35,16 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 POLL_SECONDS = 0.1
 
 
-def sources(package_dir: Path = PACKAGE_DIR) -> dict[Path, int]:
-    """Every .py file of the package with its modification time (ns)."""
+def sources(package_dir: Path = PACKAGE_DIR) -> dict[Path, tuple[int, int]]:
+    """Every .py file of the package with its modification time (ns) and size: a file still
+    being written changes size even within one timestamp tick."""
     found = {}
     for path in package_dir.rglob("*.py"):
         try:
-            found[path] = path.stat().st_mtime_ns
+            stat = path.stat()
         except FileNotFoundError:  # replaced while we looked (tar writes a new file)
             continue
+        found[path] = (stat.st_mtime_ns, stat.st_size)
     return found
 
 
@@ -96,12 +98,16 @@ def compile_errors(paths: list[Path]) -> list[str]:
 
 
 class Watcher(threading.Thread):
-    """Polls the package's sources; on a change that compiles, signals the master (SIGTTIN)
-    for a new worker. Runs in the gunicorn master (gunicorn_conf's when_ready)."""
+    """Polls the package's sources; on a change that compiles, replaces the workers one at a
+    time (SIGTTIN: one more; the new one sends SIGTTOU once loaded). Runs in the gunicorn
+    master (gunicorn_conf's when_ready), `server` being gunicorn's arbiter."""
 
-    def __init__(self, log: Any, package_dir: Path = PACKAGE_DIR) -> None:
+    SWAP_TIMEOUT = 60.0
+
+    def __init__(self, server: Any, package_dir: Path = PACKAGE_DIR) -> None:
         super().__init__(name="dev-reload", daemon=True)
-        self.log = log
+        self.server = server
+        self.log = server.log
         self.package_dir = package_dir
         self.master = os.getpid()
 
@@ -121,8 +127,23 @@ class Watcher(threading.Thread):
                     self.log.error("%s", error)
                 continue
             names = ", ".join(str(p.relative_to(self.package_dir)) for p in changed)
-            self.log.info("dev reload: %s changed: starting a worker with the new code", names)
-            os.kill(self.master, signal.SIGTTIN)
+            self.log.info("dev reload: %s changed: starting workers with the new code", names)
+            for _ in range(int(self.server.cfg.workers)):
+                self.swap_one()
+
+    def swap_one(self) -> None:
+        """One more worker, then wait until it has retired the oldest (num_workers back)."""
+        configured = int(self.server.cfg.workers)
+        os.kill(self.master, signal.SIGTTIN)
+        deadline = time.monotonic() + self.SWAP_TIMEOUT
+        started = False
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            count = int(self.server.num_workers)
+            started = started or count > configured
+            if started and count <= configured:
+                return
+        self.log.warning("dev reload: no new worker within %.0f s", self.SWAP_TIMEOUT)
 
 
 def is_surplus(server: Any) -> bool:

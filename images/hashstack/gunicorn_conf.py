@@ -80,7 +80,7 @@ def when_ready(server: Any) -> None:
     if settings.reload:
         from hashstack import devreload
 
-        devreload.Watcher(server.log).start()
+        devreload.Watcher(server).start()
 
 
 def post_fork(server: Any, worker: Any) -> None:

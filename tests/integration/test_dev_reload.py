@@ -111,3 +111,25 @@ def test_persistence_keeps_counting_across_a_reload(tmp_path, monkeypatch, etcd)
         assert min(after) > max(before)
     finally:
         service.stop()
+
+
+def test_every_worker_gets_the_new_code(tmp_path, monkeypatch):
+    """With two workers both are replaced, one at a time: afterwards no call gets the old text."""
+    service = dev_service(tmp_path, monkeypatch, "hello", WEB_CONCURRENCY="2")
+    source = tmp_path / "app" / "hashstack" / "hello.py"
+    url = service.url + "/"
+    try:
+        with Caller(url) as caller:
+            edit(source, "Hello, both!")
+            wait_until(
+                lambda: service.log_text().count("dev reload: new worker") == 2,
+                30,
+                "two new workers",
+                interval=0.05,
+            )
+            time.sleep(1.0)
+        answers = {http_get(url, timeout=5)[1].decode() for _ in range(40)}
+        assert answers == {"Hello, both!"}
+        assert caller.failures == [], caller.failures[:5]
+    finally:
+        service.stop()
