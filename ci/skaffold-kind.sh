@@ -6,9 +6,11 @@
 #      pushes it to that registry; skaffold reads the digests back;
 #   3. skaffold run: the same images (found in the registry, not built again) deployed with the
 #      chart, every pod Ready (the release's wait and skaffold's status check);
-#   4. skaffold dev: once it watches, one edit of images/hashstack/hello.py is synced (no
-#      rebuild) and the new answer is read through skaffold's port forward; the edit is undone
-#      and skaffold dev is stopped with Ctrl-C (which removes the release).
+#   4. skaffold dev: it must start without replacing a pod (run and dev share one run id, and
+#      no image changed: the same pods before and after); once it watches, one edit of
+#      images/hashstack/hello.py is synced (no rebuild) and the new answer is read through
+#      skaffold's port forward; the edit is undone and skaffold dev is stopped with Ctrl-C
+#      (which removes the release).
 # The images go through the registry because `kind load docker-image` needs the docker CLI
 # and the images are in podman's store: a throwaway skaffold global config says the kind
 # context is not local (so skaffold pushes), and `-p podman,-kind` drops the kind profile's
@@ -30,10 +32,11 @@ export ENGINE=${IMAGES_ENGINE:-podman} # read by ci/images.sh under skaffold
 export KUBECONFIG="${KIND_KUBECONFIG:-$HASHSTACK_CACHE/kind/kubeconfig}"
 mkdir -p "$OUT"
 
-# hello's local port and the text it answers, from skaffold.yaml and the source.
-HELLO_PORT=$(python3 -c 'import sys, yaml
-forwards = yaml.safe_load(open("skaffold.yaml"))["portForward"]
-print(next(f["localPort"] for f in forwards if f["resourceName"].endswith("-hello")))')
+# hello's local port and the release's namespace, from skaffold.yaml; the text hello answers.
+read -r HELLO_PORT NAMESPACE < <(python3 -c 'import yaml
+config = yaml.safe_load(open("skaffold.yaml"))
+port = next(f["localPort"] for f in config["portForward"] if f["resourceName"].endswith("-hello"))
+print(port, config["deploy"]["helm"]["releases"][0]["namespace"])')
 SOURCE=images/hashstack/hello.py
 grep -q '"Hello, World!"' "$SOURCE" || die "$SOURCE no longer answers \"Hello, World!\""
 
@@ -53,9 +56,13 @@ run "$SKAFFOLD" run "${COMMON[@]}" "${RUN_ID[@]}"
   exit 0
 }
 
+pods() { kubectl --namespace "$NAMESPACE" get pods -o jsonpath='{.items[*].metadata.uid}' | tr ' ' '\n' | sort; }
+pods >"$OUT/pods-after-run"
+
 # The dev loop: started in the background, its log in $OUT/dev.log.
 original=$(mktemp)
 cp "$SOURCE" "$original"
+dev_start=$SECONDS
 "$SKAFFOLD" dev "${COMMON[@]}" "${RUN_ID[@]}" --port-forward=user --tail=false >"$OUT/dev.log" 2>&1 &
 dev_pid=$!
 finish() {
@@ -80,7 +87,12 @@ until grep -q "Watching for changes" "$OUT/dev.log"; do
   [ "$SECONDS" -lt "$deadline" ] || { tail -50 "$OUT/dev.log" >&2; die "skaffold dev never watched"; }
   sleep 1
 done
-log "skaffold dev watching after $SECONDS s in all"
+log "skaffold dev watching $((SECONDS - dev_start)) s after it started"
+pods >"$OUT/pods-after-dev"
+if ! diff "$OUT/pods-after-run" "$OUT/pods-after-dev" >/dev/null; then
+  kubectl --namespace "$NAMESPACE" get pods -o wide >&2 || true
+  die "skaffold dev replaced pods although no image changed (pod uids: $OUT/pods-after-*)"
+fi
 wait_for "Hello, World!" 60
 sed -i 's/"Hello, World!"/"Hello, skaffold sync!"/' "$SOURCE"
 start=$(date +%s%N)
