@@ -63,6 +63,10 @@ e2e: ## ct and the cluster suite on kind, or E2E_CLUSTER=current (docs/cluster.m
 bench: ## benchmarks: ratios against hello measured in one run, into benchmarks/results/
 	ci/bench.sh
 
+.PHONY: bench-devloop
+bench-devloop: ## the inner loop without a cluster: synced edit -> new answer, rebuild -> new container
+	ci/bench.sh --devloop
+
 .PHONY: bench-update
 bench-update: ## a full benchmark run that also updates the committed benchmarks/latest.*
 	ci/bench.sh --update

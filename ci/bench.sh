@@ -6,13 +6,20 @@
 # Extra arguments go to the benchmark (--quick for a one-round smoke run).
 # --footprint (make bench-footprint) measures instead what each of the chart's pods uses idle,
 # lightly used and saturated (benchmarks/footprint.py): the figures behind its requests.
+# --devloop (make bench-devloop): the inner loop's steps instead (benchmarks/devloop.py: podman).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$HASHSTACK_ROOT"
-if [ "${1:-}" = --footprint ]; then
-  shift
-  ci/install-deps.sh --only etcd-server wrk docker-registry haproxy
-  exec python -m benchmarks.footprint "$@"
-fi
+case "${1:-}" in
+  --footprint)
+    shift
+    ci/install-deps.sh --only etcd-server wrk docker-registry haproxy
+    exec python -m benchmarks.footprint "$@"
+    ;;
+  --devloop)
+    shift
+    exec python -m benchmarks.devloop "$@"
+    ;;
+esac
 ci/install-deps.sh --only etcd-server wrk
 exec python -m benchmarks "$@"

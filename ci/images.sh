@@ -8,6 +8,9 @@
 #   ci/images.sh testimages             test-only etcd (upstream 3.5), registry and haproxy images
 #   ci/images.sh registry [ADDR]        run a registry on ADDR (127.0.0.1:5000) in the foreground
 #   ci/images.sh tag                    print the tag builds use
+#   ci/images.sh skaffold SERVICE       skaffold's custom builder (skaffold.yaml, profile podman):
+#                                       build SERVICE from $BUILD_CONTEXT exactly as `build` does,
+#                                       tagged $IMAGE, pushed when $PUSH_IMAGE is true
 #
 # Environment:
 #   TAG             image tag; default: `git rev-parse --short HEAD`, or `dev` without a commit
@@ -87,58 +90,104 @@ cmd_wheelhouse() {
   exec {lock}>&-
 }
 
-cmd_build() {
-  local tag revision source_url svc start
-  tag=$(image_tag)
+# The build arguments every build shares (`build` and `skaffold`): the same bytes either way.
+# Sets the array BUILD_ARGS; makes the base image and the wheelhouse first when OFFLINE=1.
+build_args() {
+  local revision source_url
   revision=$(git -C "$HASHSTACK_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
   source_url=$(git -C "$HASHSTACK_ROOT" remote get-url origin 2>/dev/null || true)
-  local args=(
+  BUILD_ARGS=(
     build --layers -f "$CONTEXT/Dockerfile"
     --build-arg "VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$CONTEXT/pyproject.toml")"
     --build-arg "REVISION=$revision"
     --build-arg "SOURCE=$source_url"
   )
   # 10001:10001 for a dev image whose /app skaffold may sync files into (see docs/development.md).
-  [ -z "${APP_OWNER:-}" ] || args+=(--build-arg "APP_OWNER=$APP_OWNER")
+  [ -z "${APP_OWNER:-}" ] || BUILD_ARGS+=(--build-arg "APP_OWNER=$APP_OWNER")
   if [ "$OFFLINE" = 1 ]; then
     cmd_base
     cmd_wheelhouse
-    args+=(
+    BUILD_ARGS+=(
       --network=none
       --build-arg "BASE_IMAGE=$BASE_IMAGE"
       --build-context "wheelhouse=$WHEELHOUSE"
       --build-arg PIP_NO_INDEX=1
     )
   elif [ -n "$BASE_IMAGE_GIVEN" ]; then
-    args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+    BUILD_ARGS+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   fi
+}
+
+cmd_build() {
+  local tag svc start
+  tag=$(image_tag)
+  build_args
   for svc in $(services_or_all "$@"); do
     start=$SECONDS
-    "$ENGINE" "${args[@]}" --target "$svc" -t "hashstack/$svc:$tag" "$CONTEXT"
+    "$ENGINE" "${BUILD_ARGS[@]}" --target "$svc" -t "hashstack/$svc:$tag" "$CONTEXT"
     echo "built hashstack/$svc:$tag in $((SECONDS - start)) s"
   done
+}
+
+# TLS for a push to REGISTRY: off for localhost/127.0.0.1 (plain-HTTP local registries).
+tls_verify() {
+  case $1 in
+    localhost:* | localhost | 127.0.0.1:* | 127.0.0.1) echo "${TLS_VERIFY:-false}" ;;
+    *) echo "${TLS_VERIFY:-true}" ;;
+  esac
+}
+
+# push_ref REF: push one reference, print "pushed REF@DIGEST".
+push_ref() {
+  local ref=$1 registry=${1%%/*} digestfile
+  if [ "$ENGINE" = podman ]; then
+    digestfile=$(mktemp)
+    podman push --quiet --tls-verify="$(tls_verify "$registry")" --digestfile "$digestfile" "$ref"
+    echo "pushed $ref@$(cat "$digestfile")"
+    rm -f "$digestfile"
+  else
+    docker push "$ref"
+  fi
+}
+
+# Skaffold's custom-builder contract (https://skaffold.dev/docs/builders/builder-types/custom/):
+# run with the artifact's context as working directory and $IMAGE (the full reference to
+# build), $PUSH_IMAGE (true: push it; skaffold then reads its digest from the registry; false:
+# skaffold asks the local Docker API, e.g. podman's socket, for the image id), $BUILD_CONTEXT
+# (absolute path of the context) and $PLATFORMS (empty or the target platforms).
+cmd_skaffold() {
+  local svc=${1:?usage: ci/images.sh skaffold SERVICE (run by skaffold with IMAGE, PUSH_IMAGE, BUILD_CONTEXT)}
+  local image=${IMAGE:?ci/images.sh skaffold: IMAGE is not set (skaffold sets it)}
+  local start=$SECONDS platform=()
+  svc=$(services_or_all "$svc")
+  CONTEXT=${BUILD_CONTEXT:?ci/images.sh skaffold: BUILD_CONTEXT is not set (skaffold sets it)}
+  case ${PLATFORMS:-} in
+    "") ;;
+    *,*)
+      echo "ci/images.sh skaffold: one platform at a time, not $PLATFORMS (the offline base is one platform)" >&2
+      exit 2
+      ;;
+    *) platform=(--platform "$PLATFORMS") ;;
+  esac
+  case ${PUSH_IMAGE:-false} in
+    true | false) ;;
+    *) echo "ci/images.sh skaffold: PUSH_IMAGE must be true or false, not $PUSH_IMAGE" >&2; exit 2 ;;
+  esac
+  build_args
+  "$ENGINE" "${BUILD_ARGS[@]}" "${platform[@]}" --target "$svc" -t "$image" "$CONTEXT"
+  echo "built $image in $((SECONDS - start)) s"
+  [ "${PUSH_IMAGE:-false}" = false ] || push_ref "$image"
 }
 
 cmd_push() {
   local registry=${1:?usage: ci/images.sh push REGISTRY [SERVICE...]}
   shift
-  local tag svc target digestfile tls
+  local tag svc target
   tag=$(image_tag)
-  case $registry in
-    localhost:* | localhost | 127.0.0.1:* | 127.0.0.1) tls=${TLS_VERIFY:-false} ;;
-    *) tls=${TLS_VERIFY:-true} ;;
-  esac
-  digestfile=$(mktemp)
-  trap 'rm -f "$digestfile"' RETURN
   for svc in $(services_or_all "$@"); do
     target="$registry/hashstack/$svc:$tag"
     "$ENGINE" tag "hashstack/$svc:$tag" "$target"
-    if [ "$ENGINE" = podman ]; then
-      podman push --quiet --tls-verify="$tls" --digestfile "$digestfile" "$target"
-      echo "pushed $target@$(cat "$digestfile")"
-    else
-      docker push "$target"
-    fi
+    push_ref "$target"
   done
 }
 
@@ -162,5 +211,6 @@ case $command in
   testimages) ci/images/testimages.sh "$@" ;;
   registry) cmd_registry "$@" ;;
   tag) image_tag ;;
+  skaffold) cmd_skaffold "$@" ;;
   *) usage ;;
 esac

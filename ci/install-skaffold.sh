@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-SKAFFOLD_VERSION=${SKAFFOLD_VERSION:-v2.19.0}  # v4beta14 configs; Helm 4 post-renderer fix
+SKAFFOLD_VERSION=${SKAFFOLD_VERSION:-v2.24.0}  # v4beta14 configs, Helm 4; the one tried here
 BIN="$HASHSTACK_CACHE/bin"
 mkdir -p "$BIN"
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # skaffold.yaml checked by skaffold itself, where a skaffold binary exists (the GitHub workflow;
-# tests/skaffold checks the same file without one): for the default pipeline, the registry
-# profile and the prod profile,
+# tests/skaffold checks the same file without one): for the default pipeline and every profile
+# (registry, prod, podman: the custom builder, and prod,podman),
 #   skaffold diagnose --yaml-only   the effective configuration (profiles applied)
+#   skaffold build --dry-run        the tags each artifact gets, without building
 #   skaffold render --offline --digest-source=tag   the chart rendered with skaffold's own image
 #                                   values, without building, pushing or a cluster
-# Outputs go to $SKAFFOLD_CHECK_OUT (default .cache/skaffold-check/<name>.{config,render}.yaml).
+# Outputs go to $SKAFFOLD_CHECK_OUT (default .cache/skaffold-check/<name>.{config.yaml,
+# build.json,render.yaml}); tests/skaffold/test_skaffold_binary.py holds them to the model.
 #
 # A throwaway kubeconfig names the context kind-skaffold-check (never contacted), so the kind
 # profile activates as on a developer's kind cluster and the user's kubeconfig is left alone.
@@ -54,17 +56,23 @@ current-context: kind-skaffold-check
 KUBECONFIG
 
 "$SKAFFOLD" version
-# check NAME PROFILE DEFAULT_REPO ("" for none); diagnose takes no --default-repo.
+# check NAME PROFILES DEFAULT_REPO ("" for none); diagnose takes no --default-repo.
 check() {
   local name=$1 profile=() repo=()
   [ -z "$2" ] || profile=(--profile "$2")
   [ -z "$3" ] || repo=(--default-repo "$3")
-  echo "skaffold-check: $name: skaffold diagnose + render --offline ${profile[*]} ${repo[*]}" >&2
+  echo "skaffold-check: $name: skaffold diagnose + build --dry-run + render --offline" \
+    "${profile[*]} ${repo[*]}" >&2
   "$SKAFFOLD" diagnose --yaml-only "${profile[@]}" >"$OUT/$name.config.yaml"
+  "$SKAFFOLD" build --dry-run --quiet "${profile[@]}" "${repo[@]}" \
+    --file-output "$OUT/$name.build.json" >/dev/null
   "$SKAFFOLD" render --offline --digest-source=tag "${profile[@]}" "${repo[@]}" \
     --output "$OUT/$name.render.yaml"
 }
+# Keep in step with CHECKS in tests/skaffold/test_skaffold_binary.py.
 check default "" ""
 check registry registry localhost:5000/hashstack
 check prod prod registry.hashstack.test/hashstack
+check podman podman ""
+check prod-podman prod,podman registry.hashstack.test/hashstack
 echo "skaffold-check: ok ($OUT)" >&2

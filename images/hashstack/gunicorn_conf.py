@@ -45,7 +45,9 @@ worker_class = "gthread"
 # Each worker binds its own SO_REUSEPORT socket, so the kernel spreads new connections over the
 # workers. On one shared socket a gthread worker that wakes first accepts a whole burst of
 # keep-alive connections and keeps them: `make bench` saw 32/0 splits and half the throughput.
-reuse_port = True
+# Dev mode (GUNICORN_RELOAD=true) shares the master's socket instead: it stays open while the
+# workers are swapped for new code (hashstack.devreload), so nothing is refused meanwhile.
+reuse_port = not settings.reload
 # The memory store is the seed's single-process counter: more workers would repeat numbers.
 workers = 1 if settings.store == "memory" else settings.web_concurrency
 threads = settings.threads
@@ -53,7 +55,9 @@ keepalive = 5
 timeout = 30
 # SIGTERM: stop accepting, let in-flight requests finish (well inside Kubernetes' 30 s grace).
 graceful_timeout = 20
-reload = settings.reload
+# gunicorn's own reload (each worker exits when a file changes, then a fresh one imports
+# everything) leaves seconds with no worker: dev mode uses hashstack.devreload instead.
+reload = False
 loglevel = settings.log_level
 logconfig_dict = logs.gunicorn_logconfig(settings.log_level)
 accesslog = None  # the services log each request themselves, with the request id
@@ -64,7 +68,27 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 proc_name = "hashstack"
 
 
+def on_starting(server: Any) -> None:
+    if settings.reload:
+        from hashstack import devreload
+
+        loaded = devreload.preimport(server.log)
+        server.log.info("dev reload: %d dependencies imported once in the master", len(loaded))
+
+
+def when_ready(server: Any) -> None:
+    if settings.reload:
+        from hashstack import devreload
+
+        devreload.Watcher(server).start()
+
+
 def post_fork(server: Any, worker: Any) -> None:
+    if settings.reload:
+        from hashstack import devreload
+
+        worker.hashstack_surplus = devreload.is_surplus(server)
+        devreload.forget_package()
     # gunicorn binds a new worker's SO_REUSEPORT socket right after the fork, seconds before the
     # app is loaded: the kernel would queue its share of new connections where nobody accepts
     # (after a worker was killed, callers timed out for as long as the new one took to boot).
@@ -83,6 +107,10 @@ def post_worker_init(worker: Any) -> None:
         for listener in worker.sockets:
             util.close_on_exec(listener)
         worker.wait_fds = [*worker.sockets, worker.PIPE[0]]
+    if getattr(worker, "hashstack_surplus", False):
+        from hashstack import devreload
+
+        devreload.retire_oldest(worker.log)
 
 
 def _per_worker_sockets(cfg: Any) -> bool:

@@ -69,11 +69,14 @@ def test_etcd_marks_every_test_that_starts_etcd(collected: dict[str, set[str]]) 
     assert any("test_etcd_membership.py::test_one_to_three_to_one" in t for t in etcd)
 
 
-def test_podman_marks_images_and_the_sync_test_only(collected: dict[str, set[str]]) -> None:
+def test_podman_marks_images_and_the_skaffold_container_tests_only(
+    collected: dict[str, set[str]],
+) -> None:
     podman = having(collected, "podman")
     assert under(collected, "images") <= podman
     assert {t.split("::")[0] for t in podman - under(collected, "images")} == {
-        "tests/skaffold/test_sync_podman.py"
+        "tests/skaffold/test_sync_podman.py",
+        "tests/skaffold/test_custom_build.py",
     }
 
 

@@ -156,3 +156,23 @@ def test_multi_node_job_runs_the_ha_part_on_the_newest_kubernetes(
     assert kind["with"]["version"] == newest["kind"]
     assert kind["with"]["cluster_name"] == job["env"]["KIND_CLUSTER_NAME"]
     assert [s["run"] for s in job["steps"] if "run" in s] == ["ci/e2e.sh"]
+
+
+def test_skaffold_kind_job_runs_the_custom_builder_on_the_newest_kind(
+    workflow: dict[str, Any],
+) -> None:
+    """skaffold build, run and dev with the podman profile for real (ci/skaffold-kind.sh)."""
+    job = workflow["jobs"]["skaffold-kind"]
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs[-1] == "ci/skaffold-kind.sh"
+    assert runs.index("ci/install-skaffold.sh") < runs.index("ci/skaffold-kind.sh")
+    assert job["env"]["IMAGES_ENGINE"] == "podman"
+    newest = max(e2e_matrix(workflow), key=lambda e: minor(e["kubernetes"]))
+    assert job["env"]["KIND_NODE_IMAGE"] == newest["node-image"]
+    kind = next(s for s in job["steps"] if s.get("uses", "").startswith("helm/kind-action@"))
+    assert kind["with"]["install_only"] is True
+    assert kind["with"]["version"] == newest["kind"]
+    assert kind["with"]["cluster_name"] == job["env"]["KIND_CLUSTER_NAME"]
+    script = (ROOT / "ci" / "skaffold-kind.sh").read_text()
+    for command in ("build", "run", "dev"):
+        assert f'"$SKAFFOLD" {command} "${{COMMON[@]}}' in script

@@ -8,7 +8,6 @@ Both ways in: `registry-flow.sh helm` (namespaces of this run) and `registry-flo
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ import pykube
 import pytest
 from pytest_helm_charts.k8s.namespace import ensure_namespace_exists
 from pytest_helm_charts.utils import delete_and_wait_for_objects
+
+from tests.support.paths import skaffold_binary
 
 from .helpers import SERVICES, Ledger
 from .kube import RELEASE, ROOT, HashClient, Rendered, render
@@ -57,7 +58,7 @@ class Flow:
 
 def skaffold_flow_blocker(api: pykube.HTTPClient) -> str | None:
     """Why the skaffold way cannot run here, or None."""
-    if shutil.which(os.environ.get("SKAFFOLD", "skaffold")) is None:
+    if skaffold_binary() is None:
         return "no skaffold binary (ci/install-skaffold.sh installs one)"
     taken = [n for n in ("hashstack", "hashstack-registry")
              if pykube.Namespace.objects(api).get_or_none(name=n) is not None]  # fmt: skip

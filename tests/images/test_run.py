@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -74,25 +73,10 @@ def test_dev_file_sync_into_a_writable_copy_of_app(
     assert pm.wait_http(url + "/", name).text.startswith("Hello, World!")
 
     # What skaffold sends for images/hashstack/hello.py with dest /app.
-    staging = tmp_path / "sync"
-    (staging / "app" / "hashstack").mkdir(parents=True)
     source = (pm.ROOT / "images" / "hashstack" / "hello.py").read_text()
     assert '"Hello, World!"' in source
     edited = source.replace('"Hello, World!"', '"Hello, synced world!"')
-    (staging / "app" / "hashstack" / "hello.py").write_text(edited)
-    archive = subprocess.run(
-        ["tar", "-C", str(staging), "-cf", "-", "app/hashstack/hello.py"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    sync = subprocess.run(
-        ["podman", "exec", "-i", name, "tar", "xmf", "-", "-C", "/", "--no-same-owner"],
-        input=archive,
-        capture_output=True,
-        env=pm.env(),
-        check=False,
-    )
-    assert sync.returncode == 0, sync.stderr.decode()
+    pm.skaffold_sync(name, {"/app/hashstack/hello.py": edited.encode()})
 
     def synced() -> bool:
         try:

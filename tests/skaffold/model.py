@@ -1,7 +1,8 @@
 """What Skaffold does with skaffold.yaml, for the parts this project uses, without a skaffold
 binary: profile activation and overlay, JSON patches (jsonpatch), the image values it derives
 from a built reference, the `--set`/`-f` arguments it gives helm, what a Dockerfile target holds
-(dockerfile-parse reads the file) and which files a sync rule or .dockerignore names (pathspec).
+(dockerfile-parse reads the file), which files a sync rule names (pathspec) and which ones a
+.dockerignore or a custom artifact's dependencies leave in (moby's pattern matcher, restated).
 
 Each function follows the behaviour of Skaffold v2 (schema skaffold/v4beta14); anything this
 model does not know raises, so a new kind of field in skaffold.yaml cannot slip through.
@@ -10,6 +11,7 @@ model does not know raises, so a new kind of field in skaffold.yaml cannot slip 
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -105,9 +107,14 @@ def activated(config: dict[str, Any], kube_context: str, command: str) -> list[s
 def effective_config(
     config: dict[str, Any], kube_context: str, command: str, named: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], list[str]]:
-    """The pipeline Skaffold runs: auto-activated profiles first, then the named ones."""
+    """The pipeline Skaffold runs: auto-activated profiles first, then the named ones; a
+    named `-NAME` switches an auto-activated profile off."""
     order = activated(config, kube_context, command)
-    order += [n for n in named if n not in order]
+    for name in named:
+        if name.startswith("-"):
+            order = [n for n in order if n != name[1:]]
+        elif name not in order:
+            order.append(name)
     by_name = {p["name"]: p for p in config.get("profiles", [])}
     pipeline = {k: copy.deepcopy(v) for k, v in config.items() if k in PIPELINE_KEYS}
     for name in order:
@@ -302,11 +309,82 @@ def doublestar_match(pattern: str, rel: str) -> bool:
     return pathspec.PathSpec.from_lines("gitignore", [_anchored(pattern)]).match_file(rel)
 
 
+@dataclass(frozen=True)
+class _MobyPattern:
+    regex: re.Pattern[str]
+    exclusion: bool
+
+
+def _moby_pattern(line: str) -> _MobyPattern | None:
+    """One line of an ignore file as moby's ignorefile.ReadAll + patternmatcher compile it:
+    `!` is an exception, the rest is path.Clean'ed with a leading `/` dropped; `*` and `?`
+    stay within one directory, `**` spans any number; a blank line or a comment is nothing."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    exclusion = line.startswith("!")
+    body = line[1:].strip() if exclusion else line
+    body = posixpath.normpath(body) if body else body
+    if len(body) > 1 and body.startswith("/"):
+        body = body[1:]
+    regex, i = "^", 0
+    while i < len(body):
+        ch = body[i]
+        if body.startswith("**", i):
+            i += 2
+            if body.startswith("/", i):
+                i += 1
+            regex += ".*" if i >= len(body) else "(.*/)?"
+            continue
+        if ch == "*":
+            regex += "[^/]*"
+        elif ch == "?":
+            regex += "[^/]"
+        elif ch == "\\" and i + 1 < len(body):
+            i += 1
+            regex += re.escape(body[i])
+        elif ch in "[]^-":
+            regex += ch  # character classes pass through, as in Go's filepath.Match
+        else:
+            regex += re.escape(ch)
+        i += 1
+    return _MobyPattern(re.compile(regex + "$"), exclusion)
+
+
 def dockerignored(ignore_file: Path, rel: str) -> bool:
-    """moby's patternmatcher: a file is out when it or a parent directory matches the last
-    matching pattern, and that pattern is not an exception (`!`); patterns start at the root."""
+    """moby's PatternMatcher.MatchesOrParentMatches, which the builds and skaffold's dependency
+    walk use: each pattern in turn, tried on the path and on each of its parent directories
+    (so an ignored directory ignores everything under it); an exception (`!`) is only tried
+    while the path is ignored, an inclusion only while it is not; the last match decides."""
     if not ignore_file.exists():
         return False
-    lines = [line.strip() for line in ignore_file.read_text().splitlines()]
-    rules = [_anchored(line) for line in lines if line and not line.startswith("#")]
-    return pathspec.PathSpec.from_lines("gitignore", rules).match_file(rel)
+    patterns = [p for line in ignore_file.read_text().splitlines() if (p := _moby_pattern(line))]
+    return moby_matches(patterns, rel)
+
+
+def moby_matches(patterns: list[_MobyPattern], rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    parents = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
+    matched = False
+    for pattern in patterns:
+        if pattern.exclusion != matched:
+            continue
+        if pattern.regex.match(rel) or any(pattern.regex.match(d) for d in parents):
+            matched = not pattern.exclusion
+    return matched
+
+
+def custom_dependencies(context: Path, dependencies: dict[str, Any]) -> set[str]:
+    """The files a custom artifact's `dependencies.paths`/`ignore` name (skaffold's
+    docker.WalkWorkspace): each path a glob from the context, a directory taken whole, minus
+    what the ignore patterns (moby's matcher) take out. Paths are relative to the context."""
+    unsupported = set(dependencies) - {"paths", "ignore"}
+    if unsupported:
+        raise NotImplementedError(f"custom dependencies {unsupported} are not modelled")
+    ignore = [p for line in dependencies.get("ignore", []) if (p := _moby_pattern(line))]
+    found: set[str] = set()
+    for pattern in dependencies.get("paths", []):
+        for hit in sorted(context.glob(pattern)):
+            files = [hit] if hit.is_file() else [f for f in hit.rglob("*") if f.is_file()]
+            found |= {f.relative_to(context).as_posix() for f in files}
+    return {rel for rel in found if not moby_matches(ignore, rel)}

@@ -47,6 +47,8 @@ class Scenario:
     expect_profiles: tuple[str, ...]
     expect_push: bool
     dev: bool = True
+    # skaffold's global config `local-cluster` for the context (None: its own guess by name).
+    local_cluster: bool | None = None
 
 
 SCENARIOS = [
@@ -84,6 +86,40 @@ SCENARIOS = [
         dev=False,
     ),
     Scenario("prod-kind", "kind-hashstack", "run", ("prod",), None, ("kind", "prod"), False, False),
+    # The custom builder (ci/images.sh): `make dev` without a Docker daemon, and the kind
+    # cluster of ci/kind/cluster.sh through its registry at localhost:5001.
+    Scenario("podman-kind", "kind-hashstack", "dev", ("podman",), None, ("kind", "podman"), False),
+    Scenario(
+        "podman-remote",
+        "gke_acme_europe-west1_dev",
+        "dev",
+        ("podman",),
+        "localhost:5001",
+        ("podman",),
+        True,
+    ),
+    # ci/skaffold-kind.sh: podman's images go through kind's registry (`kind load` needs the
+    # docker CLI), so the kind context is declared not local and the kind profile switched off.
+    Scenario(
+        "podman-kind-registry",
+        "kind-hashstack",
+        "dev",
+        ("podman", "-kind"),
+        "localhost:5001",
+        ("podman",),
+        True,
+        local_cluster=False,
+    ),
+    Scenario(
+        "prod-podman",
+        "gke_acme_europe-west1_prod",
+        "run",
+        ("prod", "podman"),
+        "registry.hashstack.test/hashstack",
+        ("prod", "podman"),
+        True,
+        dev=False,
+    ),
 ]
 SCENARIO_IDS = [s.name for s in SCENARIOS]
 
@@ -158,7 +194,10 @@ def apply_scenario(config: dict[str, Any], scenario: Scenario) -> Applied:
         config, scenario.kube_context, scenario.command, scenario.named
     )
     local = pipeline["build"].get("local") or {}
-    push = bool(local.get("push", not is_local_context(scenario.kube_context)))
+    local_cluster = scenario.local_cluster
+    if local_cluster is None:
+        local_cluster = is_local_context(scenario.kube_context)
+    push = bool(local.get("push", not local_cluster))
     tag = sample_tag(pipeline)
     built = {
         a["image"]: built_reference(a["image"], scenario.default_repo, push, tag)

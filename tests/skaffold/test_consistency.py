@@ -4,6 +4,7 @@ given exactly Skaffold's helm arguments, runs each artifact's freshly built imag
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -168,7 +169,9 @@ def test_dev_and_prod_differ_exactly_in_sync_reload_and_port_forward(
                 assert "emptyDir" in volumes[mounts[dest]], f"{name}: {dest} not an emptyDir"
             assert env.get("GUNICORN_RELOAD") == "true", name
         else:
-            assert "sync" not in artifact, f"{name}: prod syncs files"
+            # Only `skaffold dev` syncs: the custom builder's artifacts keep their rules in
+            # `run -p prod,podman`, where nothing reads them.
+            assert "sync" not in artifact or scenario.command != "dev", f"{name}: prod syncs"
             assert "/app" not in mounts, f"{name}: prod mounts over /app"
             assert "GUNICORN_RELOAD" not in env, f"{name}: prod reloads"
     if scenario.dev:
@@ -236,6 +239,8 @@ def test_values_files_exist_and_stay_out_of_the_chart(config):
 def test_artifacts_build_existing_dockerfile_targets(config):
     for owner, artifact in all_artifacts(config):
         context = ROOT / artifact.get("context", ".")
+        if "custom" in artifact:
+            continue  # test_custom_artifacts_are_the_docker_ones_built_by_images_sh
         docker = artifact["docker"]
         dockerfile = context / docker.get("dockerfile", "Dockerfile")
         assert context.is_dir(), f"{owner}: {context}"
@@ -298,6 +303,50 @@ def test_sync_glob_and_dockerignore_models():
     assert not model.dockerignored(ignore, "hashstack/hash.py")
 
 
+@pytest.mark.parametrize(
+    ("rel", "ignored"),
+    [
+        # `*` ignores every top-level entry, and moby ignores what is under an ignored
+        # directory: only the `!` exceptions' own paths come back.
+        ("hashstack.egg-info/PKG-INFO", True),
+        ("hashstackfoo/x.py", True),
+        ("tests/hashstack/x.py", True),
+        ("hashstack/sub/x.py", False),
+        ("hashstack/sub/__pycache__/x.cpython-311.pyc", True),
+        ("requirements.txt", False),
+        ("requirements.txt.orig", True),
+    ],
+)
+def test_dockerignore_model_follows_moby(rel: str, ignored: bool):
+    """The project's images/.dockerignore as skaffold (moby's patternmatcher) reads it."""
+    assert model.dockerignored(ROOT / "images" / ".dockerignore", rel) is ignored
+
+
+@pytest.mark.parametrize(
+    ("lines", "rel", "ignored"),
+    [
+        # An ignored directory takes everything under it; a later exception for a file
+        # inside brings that one file back (moby checks each pattern against the parents).
+        (["build"], "build/a/b.txt", True),
+        (["build", "!build/keep.txt"], "build/keep.txt", False),
+        (["build", "!build/keep.txt"], "build/other.txt", True),
+        # `**` spans any number of directories, `*` stays within one.
+        (["**/*.log"], "a/b/c.log", True),
+        (["*.log"], "a/c.log", False),
+        (["docs/*.md"], "docs/sub/x.md", False),
+        # Leading `/` and `./` are the root, a trailing `/` is cleaned away.
+        (["/docs/"], "docs/x.md", True),
+        (["./docs"], "docs/x.md", True),
+        # The last matching pattern decides.
+        (["*.md", "!README.md", "README.md"], "README.md", True),
+    ],
+)
+def test_dockerignore_model_moby_cases(tmp_path: Path, lines: list[str], rel: str, ignored: bool):
+    ignore = tmp_path / ".dockerignore"
+    ignore.write_text("\n".join(["# a comment", *lines]) + "\n")
+    assert model.dockerignored(ignore, rel) is ignored
+
+
 def test_template_expansion_model():
     env = model.image_env("hash", "localhost:5000/hashstack/hash:git-1@" + "sha256:" + "a" * 64)
     assert model.expand("{{.IMAGE_DOMAIN_hash}}", env) == "localhost:5000"
@@ -310,3 +359,83 @@ def test_template_expansion_model():
     side_loaded = model.image_env("hello", "hello:" + "b" * 64)
     assert side_loaded["IMAGE_DOMAIN_hello"] == ""
     assert side_loaded["IMAGE_DIGEST_hello"] == ""
+
+
+def custom_artifacts(config: dict[str, Any]) -> list[dict[str, Any]]:
+    (podman,) = [p for p in config["profiles"] if p["name"] == "podman"]
+    return list(podman["build"]["artifacts"])
+
+
+def test_custom_artifacts_are_the_docker_ones_built_by_images_sh(config):
+    """The podman profile builds the base's artifacts, context and sync rules unchanged, each
+    with `ci/images.sh skaffold <its Dockerfile target>` run from the context (skaffold runs
+    the command with `sh -c` in the artifact's context)."""
+    base = {a["image"]: a for a in config["build"]["artifacts"]}
+    custom = custom_artifacts(config)
+    assert [a["image"] for a in custom] == list(base)
+    for artifact in custom:
+        docker = base[artifact["image"]]
+        assert {k: v for k, v in artifact.items() if k != "custom"} == {
+            k: v for k, v in docker.items() if k != "docker"
+        }
+        context = ROOT / artifact["context"]
+        program, *args = shlex.split(artifact["custom"]["buildCommand"])
+        assert (context / program).resolve() == ROOT / "ci" / "images.sh"
+        assert args == ["skaffold", docker["docker"]["target"]]
+        assert docker["docker"].get("dockerfile", "Dockerfile") == "Dockerfile"
+
+
+def test_custom_dependencies_are_what_the_build_reads(config):
+    """Skaffold rebuilds on a change to a dependency and watches nothing else: the
+    dependencies are the context's files that go into the build (.dockerignore applied), the
+    Dockerfile and .dockerignore themselves, and pyproject.toml (the image's version label)."""
+    for artifact in custom_artifacts(config):
+        context = ROOT / artifact["context"]
+        sent = {
+            f
+            for f in context_files(context)
+            if not model.dockerignored(context / ".dockerignore", f)
+        }
+        expected = sent | {"Dockerfile", ".dockerignore", "pyproject.toml"}
+        found = model.custom_dependencies(context, artifact["custom"]["dependencies"])
+        assert found == expected, f"{artifact['image']}: {sorted(found ^ expected)}"
+        # Every synced file is a dependency (skaffold syncs only what it watches).
+        for rule in artifact["sync"]["manual"]:
+            synced = {f for f in context_files(context) if model.doublestar_match(rule["src"], f)}
+            assert synced, rule
+            assert synced <= found, rule
+
+
+def test_custom_dependencies_model_drops_ignored_files(tmp_path: Path):
+    """Control: a bytecode file and a __pycache__ directory inside a dependency stay out."""
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    for rel in ("pkg/a.py", "pkg/a.pyc", "pkg/__pycache__/a.cpython-311.pyc", "other.txt"):
+        (tmp_path / rel).write_text("x")
+    deps = {"paths": ["pkg"], "ignore": ["**/__pycache__", "**/*.py[cod]"]}
+    assert model.custom_dependencies(tmp_path, deps) == {"pkg/a.py"}
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.dev], ids=lambda s: s.name)
+def test_a_replaced_persistence_pod_serves_until_an_idle_hash_has_moved_on(
+    applied: ApplyFn, scenario: Scenario
+):
+    """hash keeps persistence's pod addresses (hashstack.persistence_client) and, with no
+    traffic, looks them up again only when its readiness probe calls persistence: a replaced
+    persistence pod must keep serving (preStop sleep) for a probe period plus the addresses'
+    freshness, or the first call after a rollout goes to a deleted pod and times out. (The dev
+    values; the chart's default, 5 s, serves a hash under load, which looks up every second.)"""
+    from hashstack.persistence_client import ADDRESSES_FRESH_FOR
+
+    result = applied(scenario)
+    release = result.release["name"]
+    hash_main = next(
+        c
+        for c in containers(result.objects("Deployment")[f"{release}-hash"])
+        if c["name"] == "hash"
+    )
+    persistence = result.objects("Deployment")[f"{release}-persistence"]
+    (main,) = [c for c in pod_spec(persistence)["containers"] if c["name"] == "persistence"]
+    pause = main.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    assert pause >= hash_main["readinessProbe"]["periodSeconds"] + ADDRESSES_FRESH_FOR
+    grace = pod_spec(persistence).get("terminationGracePeriodSeconds", 30)
+    assert pause < grace

@@ -48,3 +48,24 @@ def test_schema_rejects_misspelt_keys(validator, config, mutate):
     broken: dict[str, Any] = copy.deepcopy(config)
     mutate(broken)
     assert list(validator.iter_errors(broken))
+
+
+def test_schema_lookup_honours_skaffold_variable(tmp_path, monkeypatch):
+    """$SKAFFOLD alone (a binary off PATH) is the skaffold asked for its schema. The stand-in
+    prints what `skaffold schema get` would (no skaffold binary can run here); only the lookup
+    is under test."""
+    from tests.support import schemas
+
+    stand_in = tmp_path / "skaffold-elsewhere"
+    stand_in.write_text(
+        '#!/bin/sh\n[ "$*" = "schema get skaffold/v4beta14" ] && echo \'{"title": "stand-in"}\'\n'
+    )
+    stand_in.chmod(0o755)
+    monkeypatch.setattr(schemas, "SHARED_SCHEMAS", tmp_path / "no-shared-schemas")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("SKAFFOLD", str(stand_in))
+    found = schemas.skaffold_schema()
+    assert found is not None
+    assert found[0] == {"title": "stand-in"}
+    monkeypatch.delenv("SKAFFOLD")
+    assert schemas.skaffold_schema() is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.skaffold import model
-from tests.skaffold.scenarios import ROOT, containers, helm, parse_docs
+from tests.skaffold.scenarios import ROOT, SCENARIO_IDS, SCENARIOS, containers, helm, parse_docs
 
 SERVICES = ("hello", "persistence", "hash")
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -64,6 +65,26 @@ def test_dev_without_skaffold_says_how_to_get_it():
     assert "skaffold is not installed" in result.stderr
     assert "https://skaffold.dev/docs/install/" in result.stderr
     assert "make deploy" in result.stderr
+
+
+@pytest.mark.parametrize(("engine", "profiles"), [("podman", ["podman"]), ("docker", [])])
+def test_dev_picks_the_engine_says_so_and_keeps_one_run_id(config, engine, profiles):
+    runs = [script("dev.sh", "--tail=false", DRY_RUN="1", SKAFFOLD="true", DEV_ENGINE=engine)]
+    runs.append(script("dev.sh", DRY_RUN="1", SKAFFOLD="true", DEV_ENGINE=engine))
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+        assert f"building with {'podman' if engine == 'podman' else 'Docker'}" in result.stderr
+    first, second = (commands(r.stdout)[0] for r in runs)
+    assert first[:2] == ["true", "dev"]
+    assert [a.split("=", 1)[1] for a in first if a.startswith("--profile=")] == profiles
+    assert set(profiles) <= {p["name"] for p in config["profiles"]}
+    # The same run-id label every time: skaffold's own, new per run, would change every pod
+    # template and so replace every pod at each start.
+    run_id = "--label=skaffold.dev/run-id="
+    labels = [[a for a in cmd if a.startswith(run_id)] for cmd in (first, second)]
+    assert labels[0] == labels[1]
+    assert len(labels[0]) == 1
+    assert first[-1] == "--tail=false"
 
 
 def test_skaffold_check_skips_or_fails_without_skaffold():
@@ -218,3 +239,34 @@ def test_registry_flow_refuses_another_port_with_skaffold():
     result = script("registry-flow.sh", "run", DRY_RUN="1", SKAFFOLD="true", REGISTRY_PORT="5001")
     assert result.returncode == 1
     assert "REGISTRY_PORT must be 5000" in result.stderr
+
+
+def test_skaffold_kind_runs_build_run_and_dev_with_the_custom_builder_through_kinds_registry():
+    """ci/skaffold-kind.sh (the workflow's skaffold-kind job) as its dry run prints it: the
+    arguments are those of the podman-kind-registry scenario, which tests/skaffold renders."""
+    result = script("skaffold-kind.sh", DRY_RUN="1", SKAFFOLD="true")
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    assert cmds[0] == ["ci/kind/cluster.sh", "up"]
+    assert cmds[1][1:3] == ["config", "set"]
+    assert cmds[1][-2:] == ["local-cluster", "false"]
+    assert [c[1] for c in cmds[2:]] == ["build", "run", "dev"]
+    scenario = SCENARIOS[SCENARIO_IDS.index("podman-kind-registry")]
+    context = cmds[1][cmds[1].index("--kube-context") + 1]
+    assert context == scenario.kube_context
+    assert scenario.local_cluster is False
+    registry_port = re.search(
+        r'REGISTRY_PORT="\$\{KIND_REGISTRY_PORT:-(\d+)\}"',
+        (ROOT / "ci" / "kind" / "cluster.sh").read_text(),
+    )
+    assert registry_port
+    for cmd in cmds[2:]:
+        assert cmd[cmd.index("--profile") + 1].split(",") == list(scenario.named)
+        assert cmd[cmd.index("--default-repo") + 1] == scenario.default_repo
+        assert scenario.default_repo == f"localhost:{registry_port.group(1)}"
+        assert cmd[cmd.index("--config") + 1] == cmds[1][cmds[1].index("--config") + 1]
+    # One run id for run and dev (so dev replaces no pod); build takes no --label.
+    labels = [[a for a in cmd if a.startswith("skaffold.dev/run-id=")] for cmd in cmds[2:]]
+    assert labels[0] == []
+    assert labels[1] == labels[2]
+    assert len(labels[1]) == 1

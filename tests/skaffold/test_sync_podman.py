@@ -1,14 +1,12 @@
 """File sync for real, without a cluster: the hello image runs the way the dev values render it
 (init container copying /app to a writable volume, read-only root, the rendered environment),
-a source file goes in exactly as Skaffold sends it (a tar through `tar xmf - -C /`), and gunicorn
-serves the new code after its reload."""
+a source file goes in exactly as Skaffold sends it (a tar through `tar xmf - -C / --no-same-owner`),
+and gunicorn serves the new code after its reload (hashstack.devreload)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 import time
 import uuid
 from pathlib import Path, PurePosixPath
@@ -18,6 +16,7 @@ import requests
 
 from tests.skaffold.scenarios import ROOT, SCENARIO_IDS, SCENARIOS, ApplyFn, pod_spec
 from tests.support.podman import podman_bytes as podman
+from tests.support.podman import skaffold_sync
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
@@ -28,19 +27,6 @@ def hello_image(images: dict[str, str]) -> str:
     """The session's hello image (tests/conftest.py): `make test` builds it once for both
     this test and the images rung; OFFLINE=0 (the workflow) builds it the online way."""
     return images["hello"]
-
-
-def skaffold_tar(files: dict[str, bytes]) -> bytes:
-    """Like Skaffold's CreateMappedTar: one entry per file, named by its absolute dest."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for dest, content in files.items():
-            info = tarfile.TarInfo(dest)
-            info.size = len(content)
-            info.mode = 0o644
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
 
 
 def wait_for(url: str, text: str, name: str, timeout: float = 45) -> float:
@@ -110,19 +96,7 @@ def test_synced_source_is_served_after_reload(applied: ApplyFn, hello_image: str
         rel = "hashstack/hello.py"
         dest = str(PurePosixPath(rule["dest"], rel))
         changed = source.replace("Hello, World!", "Hello, sync!").encode()
-        synced = podman(
-            "exec",
-            "-i",
-            name,
-            "tar",
-            "xmf",
-            "-",
-            "-C",
-            "/",
-            "--no-same-owner",
-            data=skaffold_tar({dest: changed}),
-        )
-        assert synced.returncode == 0
+        skaffold_sync(name, {dest: changed})
         seconds = wait_for(url, "Hello, sync!", name)
         print(f"[skaffold] sync to served: {seconds:.1f} s")
         # Only the app dir took the write: the root filesystem is still read-only.

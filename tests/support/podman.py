@@ -3,9 +3,11 @@ client), in the environment ci/env.sh gives (CONTAINERS_CONF)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -163,3 +165,26 @@ def wait_http(url: str, name: str, timeout: float = 30) -> requests.Response:
 def remove_containers(*names: str) -> None:
     for name in names:
         podman("rm", "--force", "--time", "2", name, check=False)
+
+
+# What skaffold runs in the container for a file sync (pkg/skaffold/sync: `tar xmf - -C /
+# --no-same-owner`), fed a tar whose entries are named by their absolute destination.
+SKAFFOLD_SYNC = ("tar", "xmf", "-", "-C", "/", "--no-same-owner")
+
+
+def skaffold_tar(files: dict[str, bytes]) -> bytes:
+    """Like skaffold's CreateMappedTar: one entry per file, named by its absolute dest."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for dest, content in files.items():
+            info = tarfile.TarInfo(dest)
+            info.size = len(content)
+            info.mode = 0o644
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def skaffold_sync(name: str, files: dict[str, bytes]) -> None:
+    """Sync `files` (absolute dest -> content) into container `name` exactly as skaffold does."""
+    podman_bytes("exec", "-i", name, *SKAFFOLD_SYNC, data=skaffold_tar(files))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 from functools import cache
 from importlib import resources
@@ -16,7 +15,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from tests.support.paths import CRDS, SHARED_SCHEMAS
+from tests.support.paths import CRDS, SHARED_SCHEMAS, skaffold_binary
 
 SKAFFOLD_API = "skaffold/v4beta14"
 
@@ -36,7 +35,7 @@ def skaffold_schema() -> tuple[dict[str, Any], str] | None:
     shared = SHARED_SCHEMAS / f"{SKAFFOLD_API.replace('/', '-')}.json"
     if shared.is_file():
         return json.loads(shared.read_text()), str(shared)
-    skaffold = shutil.which("skaffold")
+    skaffold = skaffold_binary()
     if skaffold is None:
         return None
     out = subprocess.run(
