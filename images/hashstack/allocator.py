@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import metrics
-from .counter import Counter
+from .counter import Counter, StoreUnavailable
 
 
 class BlockAllocator:
@@ -47,7 +47,11 @@ class BlockAllocator:
     def _take_next_block(self) -> range:
         pending, self._next = self._next, None
         # A background reservation has its own deadline; its error is raised here.
-        block = self._counter.reserve(self._block_size) if pending is None else pending.result()
+        try:
+            block = self._counter.reserve(self._block_size) if pending is None else pending.result()
+        except StoreUnavailable:
+            metrics.BLOCK_RESERVATIONS_FAILED.inc()
+            raise
         metrics.BLOCKS_RESERVED.inc()
         return block
 
