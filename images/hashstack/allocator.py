@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from . import metrics
+from . import metrics, tracing
 from .counter import Counter, StoreUnavailable
 
 
@@ -48,7 +48,7 @@ class BlockAllocator:
         pending, self._next = self._next, None
         # A background reservation has its own deadline; its error is raised here.
         try:
-            block = self._counter.reserve(self._block_size) if pending is None else pending.result()
+            block = self._reserve() if pending is None else pending.result()
         except StoreUnavailable:
             metrics.BLOCK_RESERVATIONS_FAILED.inc()
             raise
@@ -59,4 +59,9 @@ class BlockAllocator:
         if self._executor is None:
             # Created on first use, so in the gunicorn worker and never before a fork.
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reserve")
-        return self._executor.submit(self._counter.reserve, self._block_size)
+        # The reservation's span is a child of the request that started it.
+        return self._executor.submit(tracing.in_current_context(self._reserve))
+
+    def _reserve(self) -> range:
+        with tracing.span("reserve block", {"hashstack.block_size": self._block_size}):
+            return self._counter.reserve(self._block_size)

@@ -24,7 +24,7 @@ from concurrent.futures import TimeoutError as LookupTimeout
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import metrics
+from . import metrics, tracing
 from .config import Settings, host_port
 
 
@@ -285,7 +285,12 @@ class PersistenceClient:
             raise PersistenceError(f"persistence /healthz answered {answer.status}", 503)
 
     def _get(self, path: str, request_id: str) -> Answer:
+        with tracing.span(f"GET persistence {path}", {"url.path": path}, client=True):
+            return self._get_within_deadline(path, request_id)
+
+    def _get_within_deadline(self, path: str, request_id: str) -> Answer:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
+        tracing.inject(headers)
         # One deadline for the lookup, the connection, the retry and the answer.
         deadline = time.monotonic() + self._timeout
         failure = "no time left to connect"
