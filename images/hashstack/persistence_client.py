@@ -270,7 +270,8 @@ class PersistenceClient:
         )
 
     def next_number(self, request_id: str) -> int:
-        answer = self._get("/", request_id)
+        with tracing.span("GET persistence /", {"url.path": "/"}, client=True):
+            answer = self._get("/", request_id)
         if answer.status == 200:
             return _number_from(answer.body)
         cause = _error_from(answer.body) or f"HTTP {answer.status}"
@@ -285,10 +286,6 @@ class PersistenceClient:
             raise PersistenceError(f"persistence /healthz answered {answer.status}", 503)
 
     def _get(self, path: str, request_id: str) -> Answer:
-        with tracing.span(f"GET persistence {path}", {"url.path": path}, client=True):
-            return self._get_within_deadline(path, request_id)
-
-    def _get_within_deadline(self, path: str, request_id: str) -> Answer:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
         tracing.inject(headers)
         # One deadline for the lookup, the connection, the retry and the answer.

@@ -16,6 +16,8 @@ from . import metrics, tracing
 from .config import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Probes and scrapes: a trace every few seconds that says nothing.
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 # A caller's id is kept only when it is short and plain, so it is safe in logs and headers.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -70,7 +72,8 @@ def create_service_app(service: str, readiness: ReadinessCheck, settings: Settin
         valid = _VALID_REQUEST_ID.fullmatch(incoming)
         g.request_id = incoming if valid else uuid.uuid4().hex
         g.started = time.perf_counter()
-        g.span = tracing.start_request(request.method, request.path, request.headers)
+        if request.path not in UNTRACED:
+            g.span = tracing.start_request(request.method, request.path, request.headers)
 
     @app.after_request
     def finish_request(response: Response) -> Response:

@@ -58,6 +58,11 @@ def test_one_hash_request_is_one_trace_across_both_services(etcd, start_service)
         assert reserve.parent_id == served.span_id
         assert root.attributes["http.response.status_code"] == 200
         assert reserve.attributes["hashstack.block_size"] == 100
+        # readiness probes (hash's checks persistence) make no traces
+        assert http_get(f"{hash_.url}/readyz")[0] == 200
+        assert http_get(f"{hash_.url}/")[0] == 200
+        wait_until(lambda: len({s.trace_id for s in sink.spans}) == 2, 15, "the second trace")
+        assert not [s for s in sink.spans if "healthz" in s.name or "readyz" in s.name]
 
     for service, span in ((hash_, root), (persistence, served)):
         (line,) = [
