@@ -149,6 +149,7 @@ def phase_throughput(stack: BenchStack, run: Run) -> None:
     print(f"\n== maximum throughput (wrk, {plan.seconds:.0f} s per run, {plan.repeats} rounds)")
     for name in (*SWEEP_TARGETS, *HEADLINE_ONLY):  # warm every path once
         finish_wrk(start_wrk(stack.targets[name].url, 8, 1), 8)
+    stack.settle()
     for round_ in range(plan.repeats):
         for connections in plan.concurrencies:
             names = list(SWEEP_TARGETS) + (list(HEADLINE_ONLY) if connections == HEADLINE else [])
@@ -156,6 +157,8 @@ def phase_throughput(stack: BenchStack, run: Run) -> None:
             for name in names[shift:] + names[:shift]:
                 target = stack.targets[name]
                 row = measure_throughput(target, connections, plan.seconds, sample=True)
+                if name == "hash-traced":
+                    stack.settle()
                 row["round"] = round_
                 run.throughput.append(row)
                 numbers = row.pop("sampled_numbers")
@@ -446,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with OtlpSink() as sink:
-        stack = BenchStack(base_dir, sink.endpoint)
+        stack = BenchStack(base_dir, sink)
         try:
             phase_balance(stack, run)
             stack.start()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ class Target:
 class BenchStack:
     base_dir: Path
     # Where hash-traced and its persistence export their spans (ci/otlp_sink.py).
-    otlp_endpoint: str
+    sink: OtlpSink
     etcd: EtcdMember = field(init=False)
     targets: dict[str, Target] = field(init=False)
     processes: list[Service] = field(init=False)
@@ -73,7 +74,7 @@ class BenchStack:
             "persistence-1w", "persistence", WEB_CONCURRENCY="1", **on_etcd
         )
         persistence_memory = self._service("persistence-memory", "persistence", STORE="memory")
-        traced = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint}
+        traced = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": self.sink.endpoint}
         persistence_traced = self._service("persistence-traced", "persistence", **on_etcd, **traced)
         self.targets = {
             "hello": Target("hello", "hello", hello),
@@ -130,6 +131,15 @@ class BenchStack:
         for process in reversed(self.processes):
             process.stop(timeout=10)
         self.etcd.stop()
+
+    def settle(self, quiet: float = 1.0, timeout: float = 15.0) -> None:
+        """Until the traced services have exported what they queued (no export for `quiet`
+        seconds), so their exporters' CPU does not count against the next measurement."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while seen != self.sink.exports and time.monotonic() < deadline:
+            seen = self.sink.exports
+            time.sleep(quiet)
 
     def fresh_hello(self, config: str) -> BenchService:
         """A hello of its own, for the worker-balance comparison (fresh start each time)."""
