@@ -16,9 +16,9 @@ install: ## install Debian packages, the Python venv, helm and kubectl
 	ci/install-tools.sh
 
 .PHONY: up
-up: ## run etcd and the three services locally (Ctrl-C stops everything)
+up: ## run etcd and the three services locally (Ctrl-C stops everything); MONITORING=1 adds Prometheus
 	ci/install-deps.sh --only etcd-server
-	ci/up.sh $(UP_ARGS)
+	MONITORING=$(MONITORING) ci/up.sh $(UP_ARGS)
 
 .PHONY: test
 test: ## install everything and run every test rung that can run here
@@ -80,7 +80,7 @@ test-faults: ## the long fault-injection suite
 	FAULTS_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/faults
 
 .PHONY: docs
-docs: ## render docs/diagrams/*.dot (Graphviz) to the SVGs the docs show
+docs: ## render docs/diagrams/*.dot (Graphviz) to SVGs and docs/images/dashboard.png (real Prometheus)
 	ci/docs.sh
 
 .PHONY: test-etcd-long

@@ -43,6 +43,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {key} | {goal['what']} | {figures['median']:.2f} | {spread(figures)} | "
             f"{goal['comparison']} {goal['goal']:g} | {'met' if met else '**missed**'} |"
         )
+    if "T_ON" in ratios:
+        lines += [
+            "",
+            f"Tracing on (every span exported over OTLP/HTTP): hash req/s traced / untraced "
+            f"{ratios['T_ON']['median']:.2f} ({spread(ratios['T_ON'])}).",
+        ]
     lines += [
         "",
         "| service (32 connections) | req/s (median) |",

@@ -31,12 +31,21 @@ from benchmarks.allocator_bench import measure_allocator
 from benchmarks.openloop import run_open_loop
 from benchmarks.readme import every_round_meets, markdown, spread, write_figures
 from benchmarks.sampler import BodySampler, number_in, repeated
-from benchmarks.stack import BASELINE_CONFIG, PROJECT_CONFIG, ROOT, BenchStack, Target
+from benchmarks.stack import (
+    BASELINE_CONFIG,
+    PROJECT_CONFIG,
+    ROOT,
+    BenchStack,
+    OtlpSink,
+    Target,
+)
+from benchmarks.tracing_bench import hooks_off_seconds
 from benchmarks.wrk import finish_wrk, start_wrk
 
 HEADLINE = 32  # connections for the maximum-throughput figures (the issue's wrk -t2 -c32)
 SWEEP_TARGETS = ("hello", "persistence", "hash", "hash-memory")
-HEADLINE_ONLY = ("hash-etcd-1w",)  # the fair partner of hash-memory for R3
+# hash-etcd-1w: the fair partner of hash-memory for R3; hash-traced: hash with tracing on.
+HEADLINE_ONLY = ("hash-etcd-1w", "hash-traced")
 FIXED_LOAD_TARGETS = ("hello", "persistence", "hash")
 SATURATED = 0.85
 WORST_SPLIT = 0.65
@@ -65,9 +74,11 @@ class Run:
     fixed_load: list[dict[str, Any]] = field(default_factory=list)
     balance: list[dict[str, Any]] = field(default_factory=list)
     allocator: list[dict[str, Any]] = field(default_factory=list)
+    tracing_off: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[str, list[int]] = field(default_factory=dict)
     sampler_problems: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    spans_exported: int = 0
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -138,6 +149,7 @@ def phase_throughput(stack: BenchStack, run: Run) -> None:
     print(f"\n== maximum throughput (wrk, {plan.seconds:.0f} s per run, {plan.repeats} rounds)")
     for name in (*SWEEP_TARGETS, *HEADLINE_ONLY):  # warm every path once
         finish_wrk(start_wrk(stack.targets[name].url, 8, 1), 8)
+    stack.settle()
     for round_ in range(plan.repeats):
         for connections in plan.concurrencies:
             names = list(SWEEP_TARGETS) + (list(HEADLINE_ONLY) if connections == HEADLINE else [])
@@ -145,6 +157,8 @@ def phase_throughput(stack: BenchStack, run: Run) -> None:
             for name in names[shift:] + names[:shift]:
                 target = stack.targets[name]
                 row = measure_throughput(target, connections, plan.seconds, sample=True)
+                if name == "hash-traced":
+                    stack.settle()
                 row["round"] = round_
                 run.throughput.append(row)
                 numbers = row.pop("sampled_numbers")
@@ -216,6 +230,26 @@ def phase_allocator(stack: BenchStack, run: Run, block_size: int) -> None:
             )
 
 
+def phase_tracing_off(run: Run) -> None:
+    print("\n== tracing off: the hooks of one hash request, timed in this process")
+    for round_ in range(run.plan.repeats):
+        seconds = hooks_off_seconds()
+        run.tracing_off.append({"round": round_, "hooks_ns": round(seconds * 1e9, 1)})
+        print(f"  round {round_} {seconds * 1e9:>8.0f} ns per hash request", flush=True)
+
+
+def tracing_off_share(run: Run) -> list[float]:
+    """Per round: the hooks' time in % of the CPU one hash request took (hash's and its
+    persistence's workers together, under wrk at 32 connections)."""
+    shares = []
+    for row in run.tracing_off:
+        (measured,) = _rows(run.throughput, target="hash", connections=HEADLINE, round=row["round"])
+        cpu = sum(measured["worker_cpu_s"]) + sum(measured["upstream_cpu_s"])
+        if measured["requests"] and cpu:
+            shares.append(100 * row["hooks_ns"] * 1e-9 / (cpu / measured["requests"]))
+    return shares
+
+
 def _split(values: list[float] | list[int]) -> str:
     total = sum(values)
     if total <= 0 or len(values) < 2:
@@ -271,6 +305,10 @@ def summarise(run: Run, block_size: int) -> dict[str, Any]:
         "P99_own_rate": per_round_ratio(
             run.fixed_load, "p99_ms", {"target": "hash"}, {"target": "hello"}
         ),
+        "T_OFF": tracing_off_share(run),
+        "T_ON": per_round_ratio(
+            tp, "rps", {"target": "hash-traced", **head}, {"target": "hash", **head}
+        ),
     }
     errors = sum(r["error_count"] for r in tp) + sum(r["error_count"] for r in run.fixed_load)
     duplicates = {counter: repeated(numbers) for counter, numbers in run.numbers.items()}
@@ -311,6 +349,7 @@ GOALS = [
     ("R3", "hash on etcd / hash on memory store (1 persistence worker each)", ">=", 0.9),
     ("R4", "allocator numbers/s: block / one CAS per number", ">=", 50.0),
     ("P99", "hash p99 / hello p99, both at hash's half maximum rate", "<=", 3.0),
+    ("T_OFF", "tracing off: its hooks' time, % of a hash request's CPU time", "<=", 1.0),
 ]
 
 
@@ -357,6 +396,10 @@ def print_summary(run: Run, summary: dict[str, Any], block_size: int) -> None:
         f"{extra['R3_shipped']['median']:.2f} ({spread(extra['R3_shipped'])}); hash p99 / "
         f"hello p99, each at half its own maximum = {extra['P99_own_rate']['median']:.2f} "
         f"({spread(extra['P99_own_rate'])}); block size {block_size})"
+    )
+    print(
+        f"       tracing on (every span exported over OTLP/HTTP): hash req/s traced / "
+        f"untraced = {extra['T_ON']['median']:.2f} ({spread(extra['T_ON'])})"
     )
     checked = ", ".join(f"{n} from {c}" for c, n in summary["numbers_checked"].items())
     print(f"  errors at steady state: {summary['errors']} (goal 0)")
@@ -405,16 +448,21 @@ def main(argv: list[str] | None = None) -> int:
         f"hashstack benchmark: {os.cpu_count()} CPUs, {plan.repeats} round(s), logs in {base_dir}",
         flush=True,
     )
-    stack = BenchStack(base_dir)
-    try:
-        phase_balance(stack, run)
-        stack.start()
-        phase_throughput(stack, run)
-        maxima = summarise(run, block_size)["maxima_rps"]
-        phase_fixed_load(stack, run, maxima)
-        phase_allocator(stack, run, block_size)
-    finally:
-        stack.stop()
+    with OtlpSink() as sink:
+        stack = BenchStack(base_dir, sink)
+        try:
+            phase_balance(stack, run)
+            stack.start()
+            phase_throughput(stack, run)
+            maxima = summarise(run, block_size)["maxima_rps"]
+            phase_fixed_load(stack, run, maxima)
+            phase_allocator(stack, run, block_size)
+            phase_tracing_off(run)
+        finally:
+            stack.stop()
+        run.spans_exported = len(sink.spans)
+    if not run.spans_exported:
+        run.warn("tracing on, yet no span reached the OTLP receiver: T_ON measured nothing")
     check_health(run)
     summary = summarise(run, block_size)
     print_summary(run, summary, block_size)
@@ -432,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         "fixed_load": run.fixed_load,
         "balance": run.balance,
         "allocator": run.allocator,
+        "tracing_off": run.tracing_off,
+        "spans_exported": run.spans_exported,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "ci") not in sys.path:
     sys.path.insert(0, str(ROOT / "ci"))
 
+from otlp_sink import OtlpSink  # noqa: E402
+
 from localstack import (  # noqa: E402 (needs ci/ on the path first)
     EtcdMember,
     Service,
@@ -19,6 +22,8 @@ from localstack import (  # noqa: E402 (needs ci/ on the path first)
     free_port,
     wait_until_answers,
 )
+
+__all__ = ["BASELINE_CONFIG", "PROJECT_CONFIG", "ROOT", "BenchStack", "OtlpSink", "Target"]
 
 PROJECT_CONFIG = "python:hashstack.gunicorn_conf"
 BASELINE_CONFIG = "python:benchmarks.baseline_gunicorn"
@@ -54,6 +59,8 @@ class Target:
 @dataclass
 class BenchStack:
     base_dir: Path
+    # Where hash-traced and its persistence export their spans (ci/otlp_sink.py).
+    sink: OtlpSink
     etcd: EtcdMember = field(init=False)
     targets: dict[str, Target] = field(init=False)
     processes: list[Service] = field(init=False)
@@ -67,6 +74,8 @@ class BenchStack:
             "persistence-1w", "persistence", WEB_CONCURRENCY="1", **on_etcd
         )
         persistence_memory = self._service("persistence-memory", "persistence", STORE="memory")
+        traced = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": self.sink.endpoint}
+        persistence_traced = self._service("persistence-traced", "persistence", **on_etcd, **traced)
         self.targets = {
             "hello": Target("hello", "hello", hello),
             "persistence": Target("persistence", "persistence (etcd)", persistence, None, "etcd"),
@@ -87,8 +96,16 @@ class BenchStack:
                 persistence_1w,
                 "etcd",
             ),
+            "hash-traced": Target(
+                "hash-traced",
+                "hash (etcd, tracing on)",
+                self._hash("hash-traced", persistence_traced, **traced),
+                persistence_traced,
+                "etcd",
+            ),
         }
-        self.processes = [hello, persistence, persistence_1w, persistence_memory] + [
+        upstreams = [persistence, persistence_1w, persistence_memory, persistence_traced]
+        self.processes = [hello, *upstreams] + [
             t.service for t in self.targets.values() if t.name.startswith("hash")
         ]
 
@@ -97,8 +114,8 @@ class BenchStack:
             name, self.base_dir / f"{name}.log", service=service, port=free_port(), env=env
         )
 
-    def _hash(self, name: str, persistence: Service) -> BenchService:
-        return self._service(name, "hash", PERSISTENCE_URL=persistence.url)
+    def _hash(self, name: str, persistence: Service, **env: str) -> BenchService:
+        return self._service(name, "hash", PERSISTENCE_URL=persistence.url, **env)
 
     def start(self) -> None:
         self.etcd.start()
@@ -114,6 +131,15 @@ class BenchStack:
         for process in reversed(self.processes):
             process.stop(timeout=10)
         self.etcd.stop()
+
+    def settle(self, quiet: float = 1.0, timeout: float = 15.0) -> None:
+        """Until the traced services have exported what they queued (no export for `quiet`
+        seconds), so their exporters' CPU does not count against the next measurement."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while seen != self.sink.exports and time.monotonic() < deadline:
+            seen = self.sink.exports
+            time.sleep(quiet)
 
     def fresh_hello(self, config: str) -> BenchService:
         """A hello of its own, for the worker-balance comparison (fresh start each time)."""

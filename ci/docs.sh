@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make docs`: renders every docs/diagrams/*.dot to the .svg next to it (Graphviz dot).
-#   ci/docs.sh           write the SVGs
-#   ci/docs.sh --check   render into a temporary directory; exit 1 if a committed SVG differs
-# DIAGRAMS=dir renders another directory (the tests use a copy).
+# `make docs`: renders every docs/diagrams/*.dot to the .svg next to it (Graphviz dot), then
+# docs/images/dashboard.png from a real Prometheus over the local stack (ci/dashboard_png.py).
+#   ci/docs.sh           write the SVGs and the dashboard picture
+#   ci/docs.sh --check   render the SVGs into a temporary directory; exit 1 if a committed one
+#                        differs (the picture comes from a live run: it is never the same twice)
+# DIAGRAMS=dir renders another directory (the tests use a copy); DASHBOARD=0 skips the picture.
 #
 # The render is made byte-for-byte repeatable: dot runs with only its core and dot-layout
 # plugins (a private GVBINDIR), so text is measured with Graphviz's built-in font metrics
@@ -58,4 +60,10 @@ done
 
 if [ ${#stale[@]} -gt 0 ]; then
   die "out of date (or missing): ${stale[*]}; run make docs and commit the result"
+fi
+
+if [ "${1:-}" != --check ] && [ "${DASHBOARD:-1}" = 1 ]; then
+  ci/install-deps.sh --only etcd-server prometheus
+  ci/install-tools.sh >/dev/null  # helm renders the chart's ServiceMonitors
+  python ci/dashboard_png.py
 fi

@@ -353,15 +353,24 @@ def _up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    watched: list[Supervised] = [stack.etcd, *stack.services]
     try:
         stack.start(progress=True)
+        if args.monitoring:
+            # Scrapes as the chart's ServiceMonitors say, with the chart's alert rules.
+            from monitoring import start_monitoring
+
+            prometheus = start_monitoring(stack, args.scrape_interval, args.prometheus_port)
+            watched.append(prometheus)
         print("hashstack is up:", flush=True)
         for name, url in stack.urls().items():
             print(f"  {name:<12} {url}", flush=True)
         print(f"  {'etcd':<12} {stack.etcd.client_url}", flush=True)
+        if args.monitoring:
+            print(f"  {'prometheus':<12} {prometheus.url}/", flush=True)
         print(f"logs in {stack.base_dir}; press Ctrl-C to stop", flush=True)
         while not stopping:
-            for process in [stack.etcd, *stack.services]:
+            for process in watched:
                 if not process.running:
                     print(f"{process.name} exited; see {process.log_path}", file=sys.stderr)
                     return 1
@@ -372,6 +381,8 @@ def _up(args: argparse.Namespace) -> int:
         print(f"make up: {error}", file=sys.stderr)
         return 1
     finally:
+        for process in watched[len(stack.services) + 1 :]:
+            process.stop()
         stack.stop()
         print("stopped", flush=True)
 
@@ -387,6 +398,17 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--etcd-port", type=int, default=2379)
     up.add_argument("--etcd-peer-port", type=int, default=2380)
     up.add_argument("--block-size", type=int, default=100)
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus, scraping as the chart's ServiceMonitors say (MONITORING=1)",
+    )
+    up.add_argument("--prometheus-port", type=int, default=9090)
+    up.add_argument(
+        "--scrape-interval",
+        default=None,
+        help="default: the chart's metrics.serviceMonitor.interval",
+    )
     args = parser.parse_args(argv)
     return _up(args)
 

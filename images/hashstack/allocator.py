@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from . import metrics
-from .counter import Counter
+from . import metrics, tracing
+from .counter import Counter, StoreUnavailable
 
 
 class BlockAllocator:
@@ -47,7 +47,11 @@ class BlockAllocator:
     def _take_next_block(self) -> range:
         pending, self._next = self._next, None
         # A background reservation has its own deadline; its error is raised here.
-        block = self._counter.reserve(self._block_size) if pending is None else pending.result()
+        try:
+            block = self._reserve() if pending is None else pending.result()
+        except StoreUnavailable:
+            metrics.BLOCK_RESERVATIONS_FAILED.inc()
+            raise
         metrics.BLOCKS_RESERVED.inc()
         return block
 
@@ -55,4 +59,9 @@ class BlockAllocator:
         if self._executor is None:
             # Created on first use, so in the gunicorn worker and never before a fork.
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reserve")
-        return self._executor.submit(self._counter.reserve, self._block_size)
+        # The reservation's span is a child of the request that started it.
+        return self._executor.submit(tracing.in_current_context(self._reserve))
+
+    def _reserve(self) -> range:
+        with tracing.span("reserve block", {"hashstack.block_size": self._block_size}):
+            return self._counter.reserve(self._block_size)

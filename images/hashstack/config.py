@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 STORES = ("etcd", "memory")
+TRACES_EXPORTERS = ("none", "otlp")
+# OTLP/HTTP's standard default (OpenTelemetry's exporter specification).
+OTLP_DEFAULT_ENDPOINT = "http://localhost:4318"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -41,6 +44,10 @@ class Settings:
     etcd_ca_file: str | None = None
     etcd_cert_file: str | None = None
     etcd_key_file: str | None = None
+    # Tracing (hashstack.tracing): on with OTEL_TRACES_EXPORTER=otlp, unless OTEL_SDK_DISABLED.
+    traces_exporter: str = "none"
+    otlp_traces_endpoint: str = f"{OTLP_DEFAULT_ENDPOINT}/v1/traces"
+    otel_service_name: str | None = None  # None: the service's own name
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +80,13 @@ class Settings:
             etcd_ca_file=reader.optional("ETCD_CA_FILE"),
             etcd_cert_file=reader.optional("ETCD_CERT_FILE"),
             etcd_key_file=reader.optional("ETCD_KEY_FILE"),
+            traces_exporter=(
+                "none"
+                if reader.boolean("OTEL_SDK_DISABLED", False)
+                else reader.choice("OTEL_TRACES_EXPORTER", cls.traces_exporter, TRACES_EXPORTERS)
+            ),
+            otlp_traces_endpoint=_otlp_traces_endpoint(reader),
+            otel_service_name=reader.optional("OTEL_SERVICE_NAME"),
         )
 
 
@@ -141,6 +155,15 @@ class _Reader:
         if not urls:
             raise ConfigError(f"{name}={raw!r}: expected at least one http://host:port")
         return urls
+
+
+def _otlp_traces_endpoint(reader: _Reader) -> str:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, else OTEL_EXPORTER_OTLP_ENDPOINT's
+    /v1/traces (the specification's rule for OTLP/HTTP)."""
+    if reader.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return reader.url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+    base = reader.url("OTEL_EXPORTER_OTLP_ENDPOINT", OTLP_DEFAULT_ENDPOINT)
+    return f"{base}/v1/traces"
 
 
 def _check_url(name: str, value: str) -> str:

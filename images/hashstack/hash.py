@@ -26,9 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_age=settings.persistence_max_connection_age,
     )
 
-    app = create_service_app(
-        "hash", lambda: persistence.check(current_request_id()), settings.metrics_port
-    )
+    app = create_service_app("hash", lambda: persistence.check(current_request_id()), settings)
 
     @app.get("/")
     def hashed_number() -> Response:

@@ -12,7 +12,7 @@ from .web import create_service_app
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = create_service_app("hello", readiness=lambda: None, metrics_port=settings.metrics_port)
+    app = create_service_app("hello", readiness=lambda: None, settings=settings)
 
     @app.get("/")
     def hello() -> Response:

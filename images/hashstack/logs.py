@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from . import tracing
+
 # Attributes every LogRecord has; anything else passed through `extra=` goes into the JSON.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -24,6 +26,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and not key.startswith("_"):
                 line[key] = value
+        if ids := tracing.log_ids():
+            line.update(ids)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -41,6 +41,10 @@ NUMBERS_ISSUED = Counter(
 BLOCKS_RESERVED = Counter(
     "hashstack_blocks_reserved_total", "Blocks of numbers reserved from the counter store."
 )
+BLOCK_RESERVATIONS_FAILED = Counter(
+    "hashstack_block_reservations_failed_total",
+    "Block reservations that failed (counter store unavailable, contended or corrupt).",
+)
 COUNTER_CONFLICTS = Counter(
     "hashstack_counter_conflicts_total",
     "Compare-and-swap attempts on the counter that lost to another process.",

@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, counter: Counter | None = None)
     counter = counter or open_counter(settings)
     allocator = BlockAllocator(counter, settings.block_size)
 
-    app = create_service_app("persistence", counter.check, settings.metrics_port)
+    app = create_service_app("persistence", counter.check, settings)
 
     @app.get("/")
     def next_number() -> Response:

@@ -24,7 +24,7 @@ from concurrent.futures import TimeoutError as LookupTimeout
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import metrics
+from . import metrics, tracing
 from .config import Settings, host_port
 
 
@@ -270,7 +270,8 @@ class PersistenceClient:
         )
 
     def next_number(self, request_id: str) -> int:
-        answer = self._get("/", request_id)
+        with tracing.span("GET persistence /", {"url.path": "/"}, client=True):
+            answer = self._get("/", request_id)
         if answer.status == 200:
             return _number_from(answer.body)
         cause = _error_from(answer.body) or f"HTTP {answer.status}"
@@ -286,6 +287,7 @@ class PersistenceClient:
 
     def _get(self, path: str, request_id: str) -> Answer:
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
+        tracing.inject(headers)
         # One deadline for the lookup, the connection, the retry and the answer.
         deadline = time.monotonic() + self._timeout
         failure = "no time left to connect"

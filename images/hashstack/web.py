@@ -12,9 +12,12 @@ from typing import Any
 from flask import Flask, Response, abort, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import metrics
+from . import metrics, tracing
+from .config import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Probes and scrapes: a trace every few seconds that says nothing.
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 # A caller's id is kept only when it is short and plain, so it is safe in logs and headers.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -50,10 +53,12 @@ def arrival_port(environ: dict[str, Any]) -> int | None:
         return None
 
 
-def create_service_app(service: str, readiness: ReadinessCheck, metrics_port: int = 0) -> Flask:
-    """A service's Flask app. `metrics_port` (METRICS_PORT): when set, /metrics is answered
-    only on that port and that port answers nothing else, so a NetworkPolicy can open it to
-    the scraper without opening the API."""
+def create_service_app(service: str, readiness: ReadinessCheck, settings: Settings) -> Flask:
+    """A service's Flask app. `settings.metrics_port` (METRICS_PORT): when set, /metrics is
+    answered only on that port and that port answers nothing else, so a NetworkPolicy can
+    open it to the scraper without opening the API. Tracing starts here when it is on."""
+    metrics_port = settings.metrics_port
+    tracing.setup(settings, service)
     app = Flask(f"hashstack.{service}")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -67,6 +72,8 @@ def create_service_app(service: str, readiness: ReadinessCheck, metrics_port: in
         valid = _VALID_REQUEST_ID.fullmatch(incoming)
         g.request_id = incoming if valid else uuid.uuid4().hex
         g.started = time.perf_counter()
+        if request.path not in UNTRACED:
+            g.span = tracing.start_request(request.method, request.path, request.headers)
 
     @app.after_request
     def finish_request(response: Response) -> Response:
@@ -90,6 +97,8 @@ def create_service_app(service: str, readiness: ReadinessCheck, metrics_port: in
                 "remote": request.remote_addr,
             },
         )
+        if (span := g.get("span")) is not None:
+            span.finish(response.status_code, route, current_request_id())
         return response
 
     @app.errorhandler(ServiceError)

@@ -258,11 +258,13 @@ def _urls(value: str) -> list[str]:
 def test_env_urls_name_rendered_services(values: str, render: RenderFn) -> None:
     """Each URL in a container's env names a rendered Service and one of its ports
     (member URLs may name a pod under a headless Service); external etcd endpoints
-    come from externalEtcd.endpoints."""
+    come from externalEtcd.endpoints, the OTLP endpoint from tracing.endpoint."""
     objects = render(values)
     merged = values_of(values)
     services = {s["metadata"]["name"]: s for s in by_kind(objects, "Service")}
     external = set(merged["externalEtcd"]["endpoints"]) if not merged["etcd"]["enabled"] else set()
+    if merged["tracing"]["enabled"]:
+        external.add(merged["tracing"]["endpoint"].rstrip("/"))
     problems, seen = [], 0
     for pod in pods(objects):
         for c in pod.containers():

@@ -28,6 +28,7 @@ from .rendering import (
 CRD_KINDS = {
     "HTTPRoute": "gateway.networking.k8s.io/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
 }
 
 

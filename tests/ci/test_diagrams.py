@@ -22,7 +22,7 @@ def _graphviz() -> None:
 
 
 def docs_sh(*args: str, diagrams: Path = DIAGRAMS) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DIAGRAMS": str(diagrams)}
+    env = {**os.environ, "DIAGRAMS": str(diagrams), "DASHBOARD": "0"}  # diagrams only
     return subprocess.run(
         [str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT, env=env, check=False
     )

@@ -10,7 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from localstack import ROOT, held_port, http_get
+from tests.support.monitoring import require_prometheus
 from tests.support.wait import wait_until
 
 
@@ -26,12 +29,31 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def scraped_jobs(prometheus: str) -> set[str]:
+    _, body, _ = http_get(f"{prometheus}/api/v1/query?query=up%3D%3D1")
+    return {series["metric"]["job"] for series in json.loads(body)["data"]["result"]}
+
+
+@pytest.mark.parametrize("monitoring", ["0", "1"], ids=["plain", "monitoring"])
+def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path, monitoring: str) -> None:
+    """MONITORING=1: Prometheus too, at the URL it prints, scraping every service."""
     data = tmp_path / "up"
-    ports = {name: held_port() for name in ("hello", "persistence", "hash", "etcd", "etcd-peer")}
+    names = ["hello", "persistence", "hash", "etcd", "etcd-peer"]
+    if monitoring == "1":
+        require_prometheus()
+        names.append("prometheus")
+    ports = {name: held_port() for name in names}
     args = " ".join(f"--{name}-port {port}" for name, port in ports.items())
+    if monitoring == "1":
+        args += " --scrape-interval 1s"
     make = subprocess.Popen(
-        ["make", "--no-print-directory", "up", f"UP_ARGS=--data {data} {args}"],
+        [
+            "make",
+            "--no-print-directory",
+            "up",
+            f"MONITORING={monitoring}",
+            f"UP_ARGS=--data {data} {args}",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -56,6 +78,18 @@ def test_make_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         status, body, _ = http_get(hash_url)
         assert status == 200
         assert json.loads(body)["data"]["number"] == 1
+        if monitoring == "1":
+            rest = [make.stdout.readline() for _ in range(2)]
+            prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+            assert any(re.match(rf"\s+prometheus\s+{prometheus}/$", line) for line in rest), rest
+            wait_until(
+                lambda: (
+                    {"hashstack-hash", "hashstack-persistence", "hashstack-hello"}
+                    <= scraped_jobs(prometheus)
+                ),
+                30,
+                "Prometheus scraping every service",
+            )
     finally:
         os.killpg(make.pid, signal.SIGINT)
         rest, _ = make.communicate(timeout=60)

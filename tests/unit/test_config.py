@@ -67,6 +67,9 @@ def test_seed_style_address_without_scheme_means_http() -> None:
         ("ETCD_ENDPOINTS", " , "),
         ("PERSISTENCE_MAX_CALLS_PER_CONNECTION", "0"),
         ("PERSISTENCE_MAX_CONNECTION_AGE", "0"),
+        ("OTEL_TRACES_EXPORTER", "jaeger"),
+        ("OTEL_SDK_DISABLED", "maybe"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -77,3 +80,27 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 def test_host_port_uses_default_port_when_url_has_none() -> None:
     assert host_port("http://etcd", 2379) == ("etcd", 2379)
     assert host_port("http://etcd:1234", 2379) == ("etcd", 1234)
+
+
+def test_tracing_is_off_unless_the_exporter_is_otlp() -> None:
+    assert Settings.from_env({}).traces_exporter == "none"
+    on = Settings.from_env({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert (on.traces_exporter, on.otlp_traces_endpoint) == (
+        "otlp",
+        "http://localhost:4318/v1/traces",
+    )
+    disabled = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}
+    assert Settings.from_env(disabled).traces_exporter == "none"
+
+
+def test_otlp_endpoint_as_the_specification_builds_it() -> None:
+    base = Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"})
+    assert base.otlp_traces_endpoint == "http://collector:4318/v1/traces"
+    given = Settings.from_env(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces.example:443/otlp/v1/traces",
+        }
+    )
+    assert given.otlp_traces_endpoint == "https://traces.example:443/otlp/v1/traces"
+    assert Settings.from_env({"OTEL_SERVICE_NAME": "hash-eu"}).otel_service_name == "hash-eu"

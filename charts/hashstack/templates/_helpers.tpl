@@ -271,6 +271,18 @@ plus the variables the chart sets itself (which `config` may not repeat).
 {{- if $v.dev.reload }}
 {{- $_ := set $env "GUNICORN_RELOAD" "true" }}
 {{- end }}
+{{- with $root.Values.tracing }}
+{{- if .enabled }}
+{{- if not .endpoint }}
+{{- fail "tracing.endpoint: give the OTLP/HTTP endpoint (e.g. http://otel-collector.monitoring:4318) when tracing.enabled" }}
+{{- end }}
+{{- $_ := set $env "OTEL_TRACES_EXPORTER" "otlp" }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" (trimSuffix "/" .endpoint) }}
+{{- $_ := set $env "OTEL_SERVICE_NAME" $.name }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER" "parentbased_traceidratio" }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER_ARG" (include "hashstack.envValue" .sampleRatio) }}
+{{- end }}
+{{- end }}
 {{- range $var, $value := $v.config | default dict }}
 {{- if hasKey $env $var }}
 {{- fail (printf "%s.config.%s: set by the chart itself, remove it from config" $.name $var) }}

@@ -141,4 +141,14 @@ spec:
   {{- end }}
 {{- end }}
 {{- end }}
+{{- if $root.Values.tracing.enabled }}
+{{- $otlp := urlParse $root.Values.tracing.endpoint }}
+- ports:
+    - port: {{ regexFind ":[0-9]+$" $otlp.host | trimPrefix ":" | default (ternary "443" "4318" (eq $otlp.scheme "https")) }}
+      protocol: TCP
+  {{- with $np.tracingTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end }}
