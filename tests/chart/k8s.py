@@ -219,7 +219,9 @@ def parse_label_selector(text: str) -> dict[str, Any]:
         if found := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", term):
             key, op, values = found.groups()
             listed = [v.strip() for v in values.split(",") if v.strip()]
-            expressions.append({"key": key, "operator": "In" if op == "in" else "NotIn", "values": listed})
+            expressions.append(
+                {"key": key, "operator": "In" if op == "in" else "NotIn", "values": listed}
+            )
         elif found := re.fullmatch(r"([\w./-]+)\s*!=\s*([\w.-]*)", term):
             expressions.append({"key": found[1], "operator": "NotIn", "values": [found[2]]})
         elif found := re.fullmatch(r"([\w./-]+)\s*==?\s*([\w.-]*)", term):
@@ -245,9 +247,10 @@ def statefulset_claims(sts: dict[str, Any], replicas: int | None = None) -> list
             meta = template.get("metadata", {})
             labels = {**(meta.get("labels") or {}), **selector}
             name = f"{meta['name']}-{sts['metadata']['name']}-{ordinal}"
+            namespace = sts["metadata"].get("namespace")
             claims.append({
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": name, "namespace": sts["metadata"].get("namespace"), "labels": labels},
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
                 "spec": template.get("spec", {}),
             })  # fmt: skip
     return claims

@@ -31,7 +31,10 @@ SOCKET = "KUBE_DOUBLE_SOCKET"
 def main() -> int:
     argv = sys.argv[1:]
     reads_stdin = "-i" in argv or "-" in argv
-    request = {"argv": argv, "stdin": base64.b64encode(sys.stdin.buffer.read() if reads_stdin else b"").decode()}
+    request = {
+        "argv": argv,
+        "stdin": base64.b64encode(sys.stdin.buffer.read() if reads_stdin else b"").decode(),
+    }
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(os.environ[SOCKET])
         conn.sendall(json.dumps(request).encode())
@@ -127,7 +130,8 @@ class KubeDouble:
     def helm(self, args: list[str]) -> Reply:
         if args[0] == "status":
             return 0, b"STATUS: deployed\n", ""
-        assert args[0] == "upgrade" and "--reuse-values" in args, args
+        assert args[0] == "upgrade", args
+        assert "--reuse-values" in args, args
         sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
         for item in sets:
             key, _, value = item.partition("=")
@@ -139,7 +143,10 @@ class KubeDouble:
         replicas = int(self.etcd_values.get("replicaCount", self.sts.desired))
         others = [f"{k}={v}" for k, v in self.etcd_values.items() if k != "replicaCount"]
         objects = self.render(replicas, True, *others)
-        if any(o["kind"] == "Job" and o["metadata"]["name"] == f"{self.fullname}-resize" for o in objects):
+        if any(
+            o["kind"] == "Job" and o["metadata"]["name"] == f"{self.fullname}-resize"
+            for o in objects
+        ):
             run = self.sts.run_job(self._named(objects, "Job", f"{self.fullname}-resize"))
             if run.returncode != 0:
                 return 1, b"", f"Error: UPGRADE FAILED: pre-upgrade hooks failed\n{run.stderr}"
@@ -148,7 +155,11 @@ class KubeDouble:
         self.sts._scale(replicas)
         if "--wait" in args:
             self.sts.wait_settled()
-        restore = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == f"{self.fullname}-restore"]
+        restore = [
+            o
+            for o in objects
+            if o["kind"] == "Job" and o["metadata"]["name"] == f"{self.fullname}-restore"
+        ]
         if restore:
             (container,) = restore[0]["spec"]["template"]["spec"]["containers"]
             snapshot = next(e["value"] for e in container["env"] if e["name"] == "SNAPSHOT")
@@ -168,7 +179,9 @@ class KubeDouble:
         if verb == "exec":
             return self.exec(args[1:], stdin)
         if verb == "get":
-            return self.get(args[1], args[2] if len(args) > 2 and not args[2].startswith("-") else "", args)
+            return self.get(
+                args[1], args[2] if len(args) > 2 and not args[2].startswith("-") else "", args
+            )
         if verb == "scale":
             kind, name = args[1], args[2]
             count = int(next(a for a in args if a.startswith("--replicas=")).split("=")[1])
@@ -217,29 +230,45 @@ class KubeDouble:
             if kind == "pvc":
                 sts = self._named(self.objects, "StatefulSet", self.fullname)
                 on_disk = {p.pvc.name for p in self.sts.pods if p.pvc.exists()}
-                claims = [c for c in statefulset_claims(sts, len(self.sts.pods)) if c["metadata"]["name"] in on_disk]
+                claims = [
+                    c
+                    for c in statefulset_claims(sts, len(self.sts.pods))
+                    if c["metadata"]["name"] in on_disk
+                ]
                 if self.backups.exists():
-                    claims += [o for o in self._backup_objects() if o["kind"] == "PersistentVolumeClaim"]
-                names = [c["metadata"]["name"] for c in claims if selector_matches(selector, c["metadata"]["labels"])]
+                    claims += [
+                        o for o in self._backup_objects() if o["kind"] == "PersistentVolumeClaim"
+                    ]
+                names = [
+                    c["metadata"]["name"]
+                    for c in claims
+                    if selector_matches(selector, c["metadata"]["labels"])
+                ]
                 return 0, "".join(f"persistentvolumeclaim/{n}\n" for n in names).encode(), ""
             assert kind == "pods"
             wanted = selector["matchLabels"].get("app.kubernetes.io/name")
             if wanted == "persistence":
                 names = [f"{self.release}-persistence-{i}" for i in range(self.persistence)]
             else:
-                names = [f"{self.fullname}-{p.ordinal}" for p in self.sts.pods if p.proc is not None]
+                names = [
+                    f"{self.fullname}-{p.ordinal}" for p in self.sts.pods if p.proc is not None
+                ]
             return 0, "".join(f"pod/{n}\n" for n in names).encode(), ""
         if kind == "configmap":
             return 0, jsonpath({"data": self.configmaps[name]}, output).encode(), ""
         if kind == "pod":
-            self.pods[name]  # noqa: B018 - KeyError when absent
+            self.pods[name]
             return 0, f"pod/{name}\n".encode(), ""
         if kind == "deployment" and name == f"{self.release}-persistence":
             return 0, jsonpath({"spec": {"replicas": self.persistence}}, output).encode(), ""
         if kind == "statefulset" and name == self.fullname:
             return 0, jsonpath({"spec": {"replicas": self.sts.desired}}, output).encode(), ""
         if kind == "cronjob":
-            return 0, jsonpath(self._named(self._backup_objects(), "CronJob", name), output).encode(), ""
+            return (
+                0,
+                jsonpath(self._named(self._backup_objects(), "CronJob", name), output).encode(),
+                "",
+            )
         if kind == "job":
             return 0, jsonpath(self._named(self.objects, "Job", name), output).encode(), ""
         raise KeyError(f"{kind}/{name}")
@@ -272,7 +301,11 @@ class KubeDouble:
         else:
             ordinal = int(name.rsplit("-", 1)[1])
             if name != f"{self.fullname}-{ordinal}" or self.sts.pods[ordinal].proc is None:
-                return 1, b"", f'error: unable to upgrade connection: container not found ("{name}")\n'
+                return (
+                    1,
+                    b"",
+                    f'error: unable to upgrade connection: container not found ("{name}")\n',
+                )
             env["CLUSTER_ENDPOINTS"] = self.sts.endpoints
         run = subprocess.run(
             ["sh", *command[1:]], executable=self.shell, env=env, input=stdin,

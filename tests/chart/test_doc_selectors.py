@@ -34,11 +34,17 @@ def documented_selectors() -> list[tuple[str, str, str, str]]:
             if "kubectl" not in line or not re.search(r"\s(-l|--selector)[\s=]", line):
                 continue
             command = line[line.index("kubectl") :].split("`")[0].split("#")[0]
-            words = shlex.split(command.replace(" R,", f" {RELEASE},").replace("=R,", f"={RELEASE},"))
+            words = shlex.split(
+                command.replace(" R,", f" {RELEASE},").replace("=R,", f"={RELEASE},")
+            )
             words = [w.replace("=R", f"={RELEASE}") if w.endswith("=R") else w for w in words]
             verb = next(w for w in words[1:] if not w.startswith("-") and w in VERBS)
             rest = words[words.index(verb) + 1 :]
-            kind = next(w for i, w in enumerate(rest) if not w.startswith("-") and (i == 0 or rest[i - 1] not in ("-n", "--namespace")))
+            kind = next(
+                w
+                for i, w in enumerate(rest)
+                if not w.startswith("-") and (i == 0 or rest[i - 1] not in ("-n", "--namespace"))
+            )
             for i, word in enumerate(rest):
                 if word in ("-l", "--selector"):
                     selector = rest[i + 1]
@@ -50,7 +56,11 @@ def documented_selectors() -> list[tuple[str, str, str, str]]:
 
 def test_the_pages_document_selectors() -> None:
     """The scan below finds what it scans for (a change of wording must not empty it)."""
-    pages = {page for page, _, kind, _ in documented_selectors() if KINDS.get(kind) == "PersistentVolumeClaim"}
+    pages = {
+        page
+        for page, _, kind, _ in documented_selectors()
+        if KINDS.get(kind) == "PersistentVolumeClaim"
+    }
     assert pages == set(PAGES)
 
 
@@ -58,7 +68,9 @@ def test_the_pages_document_selectors() -> None:
 def test_no_documented_selector_reaches_the_backup_claim(
     render: RenderFn, page: str, verb: str, kind: str, selector: str
 ) -> None:
-    objects = render("default", extra=("--set", "etcd.backup.enabled=true", "--set", "etcd.replicaCount=3"))
+    objects = render(
+        "default", extra=("--set", "etcd.backup.enabled=true", "--set", "etcd.replicaCount=3")
+    )
     sts = named(objects, "StatefulSet", f"{RELEASE}-etcd")
     claims = by_kind(objects, "PersistentVolumeClaim") + statefulset_claims(sts)
     assert BACKUP_CLAIM in {c["metadata"]["name"] for c in claims}
@@ -70,7 +82,9 @@ def test_no_documented_selector_reaches_the_backup_claim(
         candidates = [{"name": p.name, "labels": p.labels} for p in pods(objects)]
     matched = {c["name"] for c in candidates if selector_matches(parsed, c.get("labels") or {})}
     assert matched, f"{page}: `-l {selector}` selects no {KINDS[kind]}"
-    assert BACKUP_CLAIM not in matched, f"{page}: `kubectl {verb} {kind} -l {selector}` reaches the snapshots"
+    assert BACKUP_CLAIM not in matched, (
+        f"{page}: `kubectl {verb} {kind} -l {selector}` reaches the snapshots"
+    )
     if KINDS[kind] == "PersistentVolumeClaim" and verb == "delete":
         members = {c["metadata"]["name"] for c in statefulset_claims(sts)}
         assert matched & members, f"{page}: `-l {selector}` misses the member volumes"

@@ -123,11 +123,16 @@ def test_refuses_to_start_without_a_snapshot_that_verifies(restore: Restore, dam
         assert "does not verify" in run.stderr
     assert restore.double.persistence == 2
     assert not any(call[0] == "helm" and call[1:2] == ["upgrade"] for call in restore.double.calls)
-    assert not any("delete" in call and "persistentvolumeclaim" in " ".join(call) for call in restore.double.calls)
+    assert not any(
+        "delete" in call and "persistentvolumeclaim" in " ".join(call)
+        for call in restore.double.calls
+    )
     assert restore.double.configmaps == {}
 
 
-def test_one_command_restores_the_counter_after_a_total_loss(restore: Restore, tmp_path: Path) -> None:
+def test_one_command_restores_the_counter_after_a_total_loss(
+    restore: Restore, tmp_path: Path
+) -> None:
     cluster = restore.cluster
     cluster.install(3)
     cluster.upgrade(3)  # an upgrade since the install: members without data join, never bootstrap
@@ -144,7 +149,11 @@ def test_one_command_restores_the_counter_after_a_total_loss(restore: Restore, t
     latest = volume["latest"].decode().strip()
     assert (off / latest).read_bytes() == volume[latest]
     assert (off / "index").read_bytes() == volume["index"]
-    assert sorted(p.name for p in off.glob("snapshot-*")) == ["snapshot-0.db", "snapshot-1.db", "snapshot-2.db"]
+    assert sorted(p.name for p in off.glob("snapshot-*")) == [
+        "snapshot-0.db",
+        "snapshot-1.db",
+        "snapshot-2.db",
+    ]
 
     # Every member's volume lost; the pods come back empty and cannot start a cluster.
     cluster._scale(0)
@@ -159,21 +168,25 @@ def test_one_command_restores_the_counter_after_a_total_loss(restore: Restore, t
     # picks up where the last stopped.
     restore.double.fail_once = [f"persistentvolumeclaim/data-{FULLNAME}-1", "etcd.replicaCount=3"]
     first = restore.run()
-    assert first.returncode != 0 and "injected failure" in first.stderr, first.stderr
+    assert first.returncode != 0
+    assert "injected failure" in first.stderr, first.stderr
     assert restore.double.configmaps[f"{FULLNAME}-restore-state"]["phase"] == "stopped"
     old = numbers(restore.load)  # the clients are stopped: nothing more before the loss
     second = restore.run()
-    assert second.returncode != 0 and "4. the upgrade that grows etcd failed" in second.stderr, second.stderr
+    assert second.returncode != 0
+    assert "4. the upgrade that grows etcd failed" in second.stderr, second.stderr
     assert restore.double.configmaps[f"{FULLNAME}-restore-state"]["phase"] == "restored"
     restored = cluster.read(KEY)
-    assert restored is not None and max(old) < restored <= max(old) + MARGIN
+    assert restored is not None
+    assert max(old) < restored <= max(old) + MARGIN
     ids = cluster.cluster_ids()
     third = restore.run()
     assert third.returncode == 0, third.stderr
     assert "resuming after 'restored'" in third.stderr
     assert cluster.cluster_ids() == ids  # the re-run grew the new cluster, never made another
     assert len(cluster.members()) == 3
-    assert restore.double.configmaps == {} and restore.double.pods == {}
+    assert restore.double.configmaps == {}
+    assert restore.double.pods == {}
     assert len(restore.double.restore_logs) == 1  # the counter was raised once
 
     # The snapshots are all there; the pinned copy is the latest.
@@ -183,7 +196,8 @@ def test_one_command_restores_the_counter_after_a_total_loss(restore: Restore, t
 
     time.sleep(2)
     new = numbers(restore.load)
-    assert new and min(new) > max(old)  # nothing handed out before the loss comes again
+    assert new
+    assert min(new) > max(old)
 
     # Run once more when all is well: nothing to do, nothing changes.
     restore.set_persistence(0)
@@ -195,13 +209,16 @@ def test_one_command_restores_the_counter_after_a_total_loss(restore: Restore, t
     assert restore.double.persistence == 2
 
 
-def test_a_snapshot_from_off_the_cluster_is_checked_and_pinned(restore: Restore, tmp_path: Path) -> None:
+def test_a_snapshot_from_off_the_cluster_is_checked_and_pinned(
+    restore: Restore, tmp_path: Path
+) -> None:
     """--from-file: a file that does not verify is refused; one that does is copied onto the
     backup volume byte for byte (the copy stops at step 1 here, by an injected failure)."""
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"garbage" * 100)
     refused = restore.run("--from-file", str(bad))
-    assert refused.returncode != 0 and "does not verify" in refused.stderr, refused.stderr
+    assert refused.returncode != 0
+    assert "does not verify" in refused.stderr, refused.stderr
     assert not (restore.double.backups / "restore.db").exists()
 
     cluster = restore.cluster
@@ -218,4 +235,5 @@ def test_a_snapshot_from_off_the_cluster_is_checked_and_pinned(restore: Restore,
     assert "injected failure" in run.stderr, run.stderr
     assert (restore.double.backups / "restore.db").read_bytes() == good.read_bytes()
     state = restore.double.configmaps[f"{FULLNAME}-restore-state"]
-    assert state["snapshot"] == "kept-elsewhere.db" and state["phase"] == "pinned"
+    assert state["snapshot"] == "kept-elsewhere.db"
+    assert state["phase"] == "pinned"
