@@ -17,9 +17,10 @@
 # The steps, each checked before the next, with the progress in the ConfigMap
 # <release>-etcd-restore-state, so a run that failed is resumed by running it again:
 #   0. refuse unless the snapshot exists and passes `etcdutl snapshot status` (read in a pod
-#      of the etcd image that mounts the backup volume); pin it as restore.db, outside the
-#      backup ring, so later backups cannot overwrite it; nothing to do if etcd still answers
-#      with a counter;
+#      of the etcd image that mounts the backup volume); pin it: its name and hash are
+#      recorded, and the backup CronJob is suspended until the end, so no backup overwrites
+#      it (checked again before the bootstrap); nothing to do if etcd still answers with a
+#      counter;
 #   1. stop the clients: persistence to 0 pods;
 #   2. remove the old members and their volumes only: the StatefulSet to 0, then the claims
 #      data-<release>-etcd-N (never the backup claim, which has labels of its own);
@@ -118,13 +119,13 @@ on_backup_in() { k exec -i "$access" -- /bin/sh -c "$1" sh "${@:2}"; }
 # The image has no cat or cp: bash copies standard input to standard output byte for byte
 # (reads split at NUL bytes, printf writes them back).
 COPY='copy() { while IFS= read -r -d "" c; do printf "%s\0" "$c"; done; printf "%s" "$c"; }; '
-# Prints the snapshot's file name (latest resolved) when it exists and passes
+# Prints "<file> <hash>" (latest resolved) when the snapshot exists and passes
 # `etcdutl snapshot status`; exits 3 when it is missing, 4 when it does not verify.
 CHECK='f=$1
 if [ "$f" = latest ]; then read -r f <"$BACKUP_DIR/latest" || { echo "no latest snapshot on the backup volume" >&2; exit 3; }; fi
 [ -f "$BACKUP_DIR/$f" ] || { echo "no snapshot $f on the backup volume" >&2; exit 3; }
-etcdutl snapshot status "$BACKUP_DIR/$f" -w simple >&2 || { echo "$f does not verify" >&2; exit 4; }
-printf "%s\n" "$f"'
+status=$(etcdutl snapshot status "$BACKUP_DIR/$f" -w simple) || { echo "$f does not verify" >&2; exit 4; }
+printf "%s %s\n" "$f" "${status%%,*}"'
 
 verify() { on_backup "$CHECK" "$1"; }
 
@@ -186,32 +187,36 @@ if [ -z "$phase" ]; then
   fi
   access_pod
   if [ -n "$from_file" ]; then
-    [ -s "$from_file" ] || die "no snapshot at $from_file"
-    local_check "$from_file" || die "$from_file does not verify (etcdutl snapshot status)"
+    # Outside the ring (snapshot-N.db), so no backup ever writes over it.
+    [ -s "$from_file" ] || die "refusing to start: no snapshot at $from_file"
+    local_check "$from_file" || die "refusing to start: $from_file does not verify (etcdutl snapshot status)"
     on_backup_in "$COPY"'copy >"$BACKUP_DIR/restore.db"' <"$from_file"
-    source_name=${from_file##*/}
-  else
-    source_name=$(verify "$snapshot") || die "refusing to start: snapshot $snapshot is missing or does not verify"
-    on_backup "$COPY"'copy <"$BACKUP_DIR/$1" >"$BACKUP_DIR/restore.db"' "$source_name"
+    snapshot=restore.db
   fi
-  verify restore.db >/dev/null || die "refusing to start: the copy of $source_name (restore.db) does not verify"
+  read -r pinned hash < <(verify "$snapshot") || :
+  [ -n "${hash:-}" ] || die "refusing to start: snapshot $snapshot is missing or does not verify"
+  suspended=$(k get cronjob "$fullname-backup" -o 'jsonpath={.spec.suspend}')
   : "${etcd_replicas:=$(replicas_of statefulset "$fullname")}"
   [ "${etcd_replicas:-0}" -ge 1 ] || etcd_replicas=3
   : "${persistence_replicas:=$(replicas_of deployment "$persistence")}"
   [ "${persistence_replicas:-0}" -ge 1 ] ||
     die "persistence has no pods now: say how many it gets back (--persistence-replicas N)"
-  k create configmap "$state" --from-literal=phase=pinned --from-literal=snapshot="$source_name" \
+  k create configmap "$state" --from-literal=phase=pinned --from-literal=snapshot="$pinned" \
+    --from-literal=hash="$hash" --from-literal=backups-suspended="${suspended:-false}" \
     --from-literal=etcd-replicas="$etcd_replicas" \
     --from-literal=persistence-replicas="$persistence_replicas" >/dev/null
+  # Suspended until the end: a backup of the new cluster must not take the pinned file's place
+  # (with backup.keep=1 the next one would).
+  k patch cronjob "$fullname-backup" --type merge -p '{"spec": {"suspend": true}}' >/dev/null
   phase=pinned
-  say "restoring from $source_name (pinned as restore.db on the backup volume)"
+  say "restoring from $pinned (hash $hash); backups suspended until the end"
 else
   say "resuming after '$phase' (ConfigMap $state)"
   access_pod
-  verify restore.db >/dev/null || die "restore.db on the backup volume does not verify"
 fi
 etcd_replicas=$(get_state etcd-replicas)
 persistence_replicas=$(get_state persistence-replicas)
+pinned=$(get_state snapshot)
 upgrade=(upgrade "$release" "$chart" --reuse-values --timeout "$timeout")
 
 # --- 1. no client takes numbers from an empty cluster -------------------------------------
@@ -251,8 +256,11 @@ fi
 # Without --wait: hash is not ready while persistence is stopped. Helm still waits for the
 # restore Job (a hook), which retries until the new member answers.
 if [ "$phase" = cleared ]; then
+  read -r _ hash < <(verify "$pinned") || :
+  [ "${hash:-}" = "$(get_state hash)" ] ||
+    die "3. $pinned is not the snapshot this restore began with (hash '${hash:-}', not '$(get_state hash)')"
   h "${upgrade[@]}" --set etcd.replicaCount=1 --set etcd.clusterState=new \
-    --set etcd.backup.restore.snapshot=restore.db --set persistence.replicaCount=0 >/dev/null ||
+    --set etcd.backup.restore.snapshot="$pinned" --set persistence.replicaCount=0 >/dev/null ||
     die "3. the bootstrap upgrade failed (run this again to retry): kubectl logs job/$fullname-restore"
   log=$(k logs -l "job-name=$fullname-restore" --tail=-1)
   say "3. $(printf '%s\n' "$log" | grep -E 'counter restored|already at or above' | tail -n 1)"
@@ -280,6 +288,8 @@ if [ "$phase" = restored ]; then
   say "4. etcd at $etcd_replicas members, persistence at $persistence_replicas pods"
   set_state phase 'done'
 fi
+k patch cronjob "$fullname-backup" --type merge \
+  -p "{\"spec\": {\"suspend\": $(get_state backups-suspended)}}" >/dev/null
 k delete pod "$access" --wait=false >/dev/null
 k delete configmap "$state" >/dev/null
 say "done: the counter is $(live_counter "$counter_key")"

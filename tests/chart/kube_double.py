@@ -84,6 +84,7 @@ class KubeDouble:
     restore_logs: list[str] = field(default_factory=list)
     fail_once: list[str] = field(default_factory=list)
     calls: list[list[str]] = field(default_factory=list)
+    backups_suspended: bool = False
 
     def __post_init__(self) -> None:
         self.fullname = f"{self.release}-etcd"
@@ -213,9 +214,13 @@ class KubeDouble:
             self.configmaps[args[2]] = dict(item.split("=", 1) for item in literals)
             return 0, b"", ""
         if verb == "patch":
-            assert args[1] == "configmap"
             patch = json.loads(args[args.index("-p") + 1])
-            self.configmaps[args[2]].update(patch["data"])
+            if args[1] == "cronjob":
+                self._named(self._backup_objects(), "CronJob", args[2])
+                self.backups_suspended = bool(patch["spec"]["suspend"])
+            else:
+                assert args[1] == "configmap"
+                self.configmaps[args[2]].update(patch["data"])
             return 0, b"", ""
         if verb == "logs":
             return 0, "".join(self.restore_logs).encode(), ""
@@ -264,11 +269,9 @@ class KubeDouble:
         if kind == "statefulset" and name == self.fullname:
             return 0, jsonpath({"spec": {"replicas": self.sts.desired}}, output).encode(), ""
         if kind == "cronjob":
-            return (
-                0,
-                jsonpath(self._named(self._backup_objects(), "CronJob", name), output).encode(),
-                "",
-            )
+            cronjob = self._named(self._backup_objects(), "CronJob", name)
+            cronjob["spec"]["suspend"] = self.backups_suspended
+            return 0, jsonpath(cronjob, output).encode(), ""
         if kind == "job":
             return 0, jsonpath(self._named(self.objects, "Job", name), output).encode(), ""
         raise KeyError(f"{kind}/{name}")

@@ -170,7 +170,10 @@ def test_one_command_restores_the_counter_after_a_total_loss(
     first = restore.run()
     assert first.returncode != 0
     assert "injected failure" in first.stderr, first.stderr
-    assert restore.double.configmaps[f"{FULLNAME}-restore-state"]["phase"] == "stopped"
+    state = restore.double.configmaps[f"{FULLNAME}-restore-state"]
+    assert state["phase"] == "stopped"
+    assert state["snapshot"] == volume["latest"].decode().strip()
+    assert restore.double.backups_suspended  # no backup may overwrite it meanwhile
     old = numbers(restore.load)  # the clients are stopped: nothing more before the loss
     second = restore.run()
     assert second.returncode != 0
@@ -189,10 +192,11 @@ def test_one_command_restores_the_counter_after_a_total_loss(
     assert restore.double.pods == {}
     assert len(restore.double.restore_logs) == 1  # the counter was raised once
 
-    # The snapshots are all there; the pinned copy is the latest.
+    # The snapshots are all there, and the backups run again.
+    assert not restore.double.backups_suspended
     for name, content in volume.items():
         assert (restore.double.backups / name).read_bytes() == content, name
-    assert (restore.double.backups / "restore.db").read_bytes() == volume[latest]
+    assert not (restore.double.backups / "restore.db").exists()  # only --from-file writes one
 
     time.sleep(2)
     new = numbers(restore.load)
@@ -213,7 +217,8 @@ def test_a_snapshot_from_off_the_cluster_is_checked_and_pinned(
     restore: Restore, tmp_path: Path
 ) -> None:
     """--from-file: a file that does not verify is refused; one that does is copied onto the
-    backup volume byte for byte (the copy stops at step 1 here, by an injected failure)."""
+    backup volume byte for byte, as restore.db outside the backup ring (the restore stops at
+    step 1 here, by an injected failure)."""
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"garbage" * 100)
     refused = restore.run("--from-file", str(bad))
@@ -235,5 +240,5 @@ def test_a_snapshot_from_off_the_cluster_is_checked_and_pinned(
     assert "injected failure" in run.stderr, run.stderr
     assert (restore.double.backups / "restore.db").read_bytes() == good.read_bytes()
     state = restore.double.configmaps[f"{FULLNAME}-restore-state"]
-    assert state["snapshot"] == "kept-elsewhere.db"
+    assert state["snapshot"] == "restore.db"
     assert state["phase"] == "pinned"
