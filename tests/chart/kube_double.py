@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if __package__:  # imported by the tests; run as a program, this file is only the client
+    from .k8s import named, parse_label_selector, selector_matches, statefulset_claims
+
 SOCKET = "KUBE_DOUBLE_SOCKET"
 
 
@@ -148,7 +151,7 @@ class KubeDouble:
             o["kind"] == "Job" and o["metadata"]["name"] == f"{self.fullname}-resize"
             for o in objects
         ):
-            run = self.sts.run_job(self._named(objects, "Job", f"{self.fullname}-resize"))
+            run = self.sts.run_job(named(objects, "Job", f"{self.fullname}-resize"))
             if run.returncode != 0:
                 return 1, b"", f"Error: UPGRADE FAILED: pre-upgrade hooks failed\n{run.stderr}"
         self.objects = objects
@@ -216,7 +219,7 @@ class KubeDouble:
         if verb == "patch":
             patch = json.loads(args[args.index("-p") + 1])
             if args[1] == "cronjob":
-                self._named(self._backup_objects(), "CronJob", args[2])
+                named(self._backup_objects(), "CronJob", args[2])
                 self.backups_suspended = bool(patch["spec"]["suspend"])
             else:
                 assert args[1] == "configmap"
@@ -229,11 +232,9 @@ class KubeDouble:
     def get(self, kind: str, name: str, args: list[str]) -> Reply:
         output = args[args.index("-o") + 1]
         if "-l" in args:
-            from .k8s import parse_label_selector, selector_matches, statefulset_claims
-
             selector = parse_label_selector(args[args.index("-l") + 1])
             if kind == "pvc":
-                sts = self._named(self.objects, "StatefulSet", self.fullname)
+                sts = named(self.objects, "StatefulSet", self.fullname)
                 on_disk = {p.pvc.name for p in self.sts.pods if p.pvc.exists()}
                 claims = [
                     c
@@ -269,11 +270,11 @@ class KubeDouble:
         if kind == "statefulset" and name == self.fullname:
             return 0, jsonpath({"spec": {"replicas": self.sts.desired}}, output).encode(), ""
         if kind == "cronjob":
-            cronjob = self._named(self._backup_objects(), "CronJob", name)
+            cronjob = named(self._backup_objects(), "CronJob", name)
             cronjob["spec"]["suspend"] = self.backups_suspended
             return 0, jsonpath(cronjob, output).encode(), ""
         if kind == "job":
-            return 0, jsonpath(self._named(self.objects, "Job", name), output).encode(), ""
+            return 0, jsonpath(named(self.objects, "Job", name), output).encode(), ""
         raise KeyError(f"{kind}/{name}")
 
     def delete(self, args: list[str]) -> Reply:
@@ -320,13 +321,6 @@ class KubeDouble:
 
     def _backup_objects(self) -> list[dict[str, Any]]:
         return self.render(self.sts.desired or 1, True)
-
-    @staticmethod
-    def _named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-        for obj in objects:
-            if obj["kind"] == kind and obj["metadata"]["name"] == name:
-                return obj
-        raise KeyError(f"{kind}/{name}")
 
 
 if __name__ == "__main__":
