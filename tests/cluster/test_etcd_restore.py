@@ -70,15 +70,18 @@ def test_total_loss_then_the_one_command(
     helm.run("upgrade", RELEASE, str(CHART), "--reuse-values", "--wait", "--timeout", "10m")
     wait_for_stateful_sets_to_run(api, [name], namespace, WAIT)
 
-    def backups_done() -> int:
-        jobs = pykube.Job.objects(api, namespace=namespace)
-        return sum(
-            1 for j in jobs
-            if j.name.startswith(f"{cronjob}-") and j.obj.get("status", {}).get("succeeded")
-        )  # fmt: skip
+    # The CronJob keeps one succeeded Job: count its distinct lastSuccessfulTime instead.
+    successes: set[str] = set()
+
+    def two_backups() -> bool:
+        cron = pykube.CronJob.objects(api, namespace=namespace).get(name=cronjob)
+        last = cron.obj.get("status", {}).get("lastSuccessfulTime")
+        if last:
+            successes.add(last)
+        return len(successes) >= 2
 
     with under_load(hash_client, ledger, "numbers while two snapshots are taken"):
-        wait_for(lambda: backups_done() >= 2, 300, "two backup Jobs")
+        wait_for(two_backups, 300, "two successful backup Jobs")
     old = list(ledger.numbers)
     assert old
     assert ledger.duplicates() == {}
@@ -88,10 +91,14 @@ def test_total_loss_then_the_one_command(
     set_replicas.scale(0)
     wait_for(lambda: not list(pykube.Pod.objects(api, namespace=namespace).filter(
         selector=sts["spec"]["selector"]["matchLabels"])), WAIT, "etcd's pods gone")  # fmt: skip
-    for ordinal in range(int(VALUES["etcd.replicaCount"])):
-        pykube.PersistentVolumeClaim.objects(api, namespace=namespace).get(
-            name=f"{claim}-{name}-{ordinal}"
-        ).delete()
+    lost = {f"{claim}-{name}-{ordinal}" for ordinal in range(int(VALUES["etcd.replicaCount"]))}
+    for lost_claim in sorted(lost):
+        pykube.PersistentVolumeClaim.objects(api, namespace=namespace).get(name=lost_claim).delete()
+
+    def claims_left() -> set[str]:  # a new query each time (a Query caches what it read)
+        return lost & {c.name for c in pykube.PersistentVolumeClaim.objects(api, namespace=namespace)}
+
+    wait_for(lambda: not claims_left(), WAIT, "the member claims gone")
     set_replicas.reload()
     set_replicas.scale(int(VALUES["etcd.replicaCount"]))
 
