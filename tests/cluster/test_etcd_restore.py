@@ -96,7 +96,8 @@ def test_total_loss_then_the_one_command(
         pykube.PersistentVolumeClaim.objects(api, namespace=namespace).get(name=lost_claim).delete()
 
     def claims_left() -> set[str]:  # a new query each time (a Query caches what it read)
-        return lost & {c.name for c in pykube.PersistentVolumeClaim.objects(api, namespace=namespace)}
+        found = pykube.PersistentVolumeClaim.objects(api, namespace=namespace)
+        return lost & {c.name for c in found}
 
     wait_for(lambda: not claims_left(), WAIT, "the member claims gone")
     set_replicas.reload()
