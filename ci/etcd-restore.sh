@@ -82,16 +82,18 @@ persistence=$release-persistence
 # security contexts are read from the CronJob, so nothing here repeats the chart's values.
 access_pod() {
   if k get pod "$access" -o name >/dev/null 2>&1; then return 0; fi
-  local path='{.spec.jobTemplate.spec.template.spec' image volume pod_sc container_sc pulls
+  local path='{.spec.jobTemplate.spec.template.spec' image volume pod_sc container_sc pulls resources
   image=$(k get cronjob "$fullname-backup" -o "jsonpath=$path.containers[0].image}") ||
     die "no CronJob $fullname-backup: the restore reads the snapshots etcd.backup writes"
   volume=$(k get cronjob "$fullname-backup" -o "jsonpath=$path.volumes[?(@.name==\"backup\")]}")
   pod_sc=$(k get cronjob "$fullname-backup" -o "jsonpath=$path.securityContext}")
   container_sc=$(k get cronjob "$fullname-backup" -o "jsonpath=$path.containers[0].securityContext}")
   pulls=$(k get cronjob "$fullname-backup" -o "jsonpath=$path.imagePullSecrets}")
+  resources=$(k get cronjob "$fullname-backup" -o "jsonpath=$path.containers[0].resources}")
   [ -n "$pod_sc" ] || pod_sc='{}'
   [ -n "$container_sc" ] || container_sc='{}'
   [ -n "$pulls" ] || pulls='[]'
+  [ -n "$resources" ] || resources='{}'
   k apply -f - >/dev/null <<EOF
 {"apiVersion": "v1", "kind": "Pod",
  "metadata": {"name": "$access", "labels": {"app.kubernetes.io/name": "etcd-job",
@@ -102,7 +104,7 @@ access_pod() {
    "containers": [{"name": "access", "image": "$image",
      "command": ["/bin/sh", "-c", "exec 9<> <(:); read -r -u 9 _"],
      "env": [{"name": "BACKUP_DIR", "value": "/backup"}, {"name": "LC_ALL", "value": "C"}],
-     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+     "resources": $resources,
      "securityContext": $container_sc,
      "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}]}],
    "volumes": [$volume, {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]}}

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 if __package__:  # imported by the tests; run as a program, this file is only the client
+    from tests.support.pods import assert_restricted
+
     from .k8s import named, parse_label_selector, selector_matches, statefulset_claims
 
 SOCKET = "KUBE_DOUBLE_SOCKET"
@@ -205,6 +207,7 @@ class KubeDouble:
         if verb == "apply":
             pod = json.loads(stdin)
             assert pod["kind"] == "Pod"
+            assert_restricted(pod["spec"])  # what the script builds passes Pod Security
             self.pods[pod["metadata"]["name"]] = pod
             return 0, b"pod created\n", ""
         if verb == "delete":
