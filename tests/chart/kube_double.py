@@ -28,7 +28,8 @@ from typing import Any
 if __package__:  # imported by the tests; run as a program, this file is only the client
     from tests.support.pods import assert_restricted
 
-    from .k8s import named, parse_label_selector, selector_matches, statefulset_claims
+    from .k8s import named, selector_matches
+    from .labels import parse_label_selector, statefulset_claims
 
 SOCKET = "KUBE_DOUBLE_SOCKET"
 

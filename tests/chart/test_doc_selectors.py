@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from .k8s import by_kind, named, parse_label_selector, pods, selector_matches, statefulset_claims
+from .k8s import by_kind, named, pods, selector_matches
+from .labels import parse_label_selector, statefulset_claims
 from .rendering import RELEASE, ROOT, RenderFn
 
 PAGES = ("docs/etcd.md", "docs/operations.md")
