@@ -87,6 +87,10 @@ docs: ## render docs/diagrams/*.dot (Graphviz) to SVGs and docs/images/dashboard
 test-etcd-long: ## every etcd size and scaling change, under load, with upstream etcd 3.5
 	ETCD_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/chart/test_etcd_membership.py tests/chart/test_etcd_backup.py -s
 
+.PHONY: etcd-restore
+etcd-restore: ## after a total loss of etcd: the counter back from the snapshots (docs/etcd.md)
+	ci/etcd-restore.sh -n $(NAMESPACE) $(RESTORE_ARGS) $(RELEASE)
+
 .PHONY: clean
 clean: ## remove the venv, caches and local data
 	rm -rf .venv .cache

@@ -39,6 +39,20 @@ labels, which nothing overrides. "extra" is a map of more labels (podLabels).
 {{- toYaml $labels -}}
 {{- end -}}
 
+{{/*
+Labels of the backup claim: its own name and component, so no selector of the members'
+volumes (app.kubernetes.io/name=etcd) can reach the snapshots.
+*/}}
+{{- define "etcd.backupLabels" -}}
+{{- $labels := include "etcd.labels" . | fromYaml -}}
+{{- toYaml (mergeOverwrite $labels (include "etcd.backupSelectorLabels" . | fromYaml) (dict "app.kubernetes.io/component" "backup")) -}}
+{{- end -}}
+
+{{- define "etcd.backupSelectorLabels" -}}
+app.kubernetes.io/name: etcd-backup
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
 {{/* Labels of the helm-test pod: its own name label, the rest as every object's. */}}
 {{- define "etcd.testLabels" -}}
 {{- $labels := include "etcd.labels" . | fromYaml -}}
