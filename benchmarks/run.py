@@ -50,10 +50,12 @@ class Plan:
     fixed_seconds: float
     balance_starts: int
     allocator_seconds: float
+    image_starts: int = 5  # fresh containers per service, timed from start to /readyz
+    image_pulls: int = 3  # pulls of the three images into an empty store
 
 
 FULL = Plan(3, 4.0, (1, 8, 32, 64), 4.0, 4, 2.0)
-QUICK = Plan(1, 2.0, (8, 32), 2.0, 1, 1.0)
+QUICK = Plan(1, 2.0, (8, 32), 2.0, 1, 1.0, image_starts=2, image_pulls=1)
 
 
 @dataclass
@@ -389,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short round (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
+        "--images-tag",
+        default=os.environ.get("BENCH_IMAGES_TAG", ""),
+        help="time the images of this tag (start -> /readyz, pull); ci/bench.sh builds them",
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
         help="copy the run to the committed benchmarks/latest.* (make bench-update)",
@@ -415,6 +422,15 @@ def main(argv: list[str] | None = None) -> int:
         phase_allocator(stack, run, block_size)
     finally:
         stack.stop()
+    images = None
+    if args.images_tag:
+        # After the services above are stopped: the containers get the machine to themselves.
+        from benchmarks.containers import measure_images
+
+        print("images (podman)", flush=True)
+        images = measure_images(args.images_tag, plan.image_starts, plan.image_pulls)
+    else:
+        run.warn("no --images-tag (ci/bench.sh passes one): image start and pull not measured")
     check_health(run)
     summary = summarise(run, block_size)
     print_summary(run, summary, block_size)
@@ -432,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "fixed_load": run.fixed_load,
         "balance": run.balance,
         "allocator": run.allocator,
+        "images": images,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -4,8 +4,6 @@ the session so parallel runs and the user's own images do not collide."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +42,5 @@ def containers() -> Iterator[list[str]]:
 @pytest.fixture
 def scratch_store() -> Iterator[Path]:
     """A separate, empty podman image store: a pull into it really downloads every layer."""
-    # Short on purpose: podman refuses a runroot path longer than 50 characters.
-    root = Path(tempfile.mkdtemp(prefix="hs-store-"))
-    yield root
-    pm.podman("rm", "--all", "--force", "--time", "2", root=root, check=False)
-    pm.podman("rmi", "--all", "--force", root=root, check=False)
-    shutil.rmtree(root, ignore_errors=True)
+    with pm.empty_store() as root:
+        yield root
