@@ -120,6 +120,32 @@ def sourceless(tree: Path) -> None:
             path.unlink()
 
 
+def package_records(stage: Path) -> None:
+    """/var/lib/dpkg/status.d/<package>: the dpkg status record of each Debian package a staged
+    file comes from (Debian's python3.11, libc, openssl...), so an SBOM scanner still finds them
+    without dpkg or its database in the image (the layout distroless images use)."""
+    packages: set[str] = set()
+    for path in stage.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        name = "/" + str(path.relative_to(stage))
+        # dpkg knows bookworm's libraries by their /lib names (merged-usr moved them to /usr).
+        for candidate in dict.fromkeys([name, name.removeprefix("/usr")]):
+            found = subprocess.run(
+                ["dpkg-query", "--search", candidate], capture_output=True, text=True, check=False
+            )
+            if found.returncode == 0:
+                packages.update(line.split(":", 1)[0] for line in found.stdout.splitlines())
+                break
+    out = stage / "var" / "lib" / "dpkg" / "status.d"
+    for package in sorted(packages):
+        record = subprocess.run(
+            ["dpkg-query", "--status", package], capture_output=True, text=True, check=True
+        ).stdout
+        out.mkdir(parents=True, exist_ok=True)
+        (out / package.replace(":", "_")).write_text(record)
+
+
 def fix_mtimes(tree: Path) -> None:
     for path in [tree, *tree.rglob("*")]:
         os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
@@ -169,6 +195,8 @@ def assemble(stage: Path, venv: Path) -> None:
     (etc / "group").write_text("root:x:0:\n" + GROUP_ENTRY)
     (stage / "tmp").mkdir(mode=0o1777, exist_ok=True)
     (stage / "tmp").chmod(0o1777)
+    if shutil.which("dpkg-query"):
+        package_records(stage)
     fix_mtimes(stage)
     # The venv: no activation scripts (they are for shells), no headers, no pip; byte-code only.
     shutil.rmtree(venv / "include", ignore_errors=True)
