@@ -19,6 +19,7 @@
 #   CONTEXT         build context (default images/); the tests build a modified copy
 #   APP_OWNER       owner of /app in the image (default 0:0; 10001:10001 for skaffold file sync)
 #   ENGINE          podman (default) or docker
+#   SIZE_LIMIT_MB   a build fails when an image is larger, uncompressed (default 60; issue 24)
 #   TLS_VERIFY      push over TLS; default false for localhost/127.0.0.1 registries, true otherwise
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -112,10 +113,17 @@ cmd_build() {
   elif [ -n "$BASE_IMAGE_GIVEN" ]; then
     args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   fi
+  local size limit=$((${SIZE_LIMIT_MB:-60} * 1000000))
   for svc in $(services_or_all "$@"); do
     start=$SECONDS
     "$ENGINE" "${args[@]}" --target "$svc" -t "hashstack/$svc:$tag" "$CONTEXT"
-    echo "built hashstack/$svc:$tag in $((SECONDS - start)) s"
+    size=$("$ENGINE" image inspect --format '{{.Size}}' "hashstack/$svc:$tag")
+    echo "built hashstack/$svc:$tag in $((SECONDS - start)) s," \
+      "$(awk -v size="$size" 'BEGIN { printf "%.1f MB", size / 1e6 }')"
+    if [ "$size" -gt "$limit" ]; then
+      echo "hashstack/$svc:$tag is $size bytes, over the limit of $limit (SIZE_LIMIT_MB)" >&2
+      exit 1
+    fi
   done
 }
 
