@@ -88,6 +88,17 @@ cmd_wheelhouse() {
   exec {lock}>&-
 }
 
+# check_size IMAGE: print its size (uncompressed, as the engine reports it); fail above the limit.
+check_size() {
+  local size limit=$((${SIZE_LIMIT_MB:-60} * 1000000))
+  size=$("$ENGINE" image inspect --format '{{.Size}}' "$1")
+  echo "$1: $(awk -v size="$size" 'BEGIN { printf "%.1f", size / 1e6 }') MB"
+  if [ "$size" -gt "$limit" ]; then
+    echo "$1 is $size bytes, over the limit of $limit (SIZE_LIMIT_MB)" >&2
+    exit 1
+  fi
+}
+
 cmd_build() {
   local tag revision source_url svc start
   tag=$(image_tag)
@@ -113,17 +124,11 @@ cmd_build() {
   elif [ -n "$BASE_IMAGE_GIVEN" ]; then
     args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   fi
-  local size limit=$((${SIZE_LIMIT_MB:-60} * 1000000))
   for svc in $(services_or_all "$@"); do
     start=$SECONDS
     "$ENGINE" "${args[@]}" --target "$svc" -t "hashstack/$svc:$tag" "$CONTEXT"
-    size=$("$ENGINE" image inspect --format '{{.Size}}' "hashstack/$svc:$tag")
-    echo "built hashstack/$svc:$tag in $((SECONDS - start)) s," \
-      "$(awk -v size="$size" 'BEGIN { printf "%.1f MB", size / 1e6 }')"
-    if [ "$size" -gt "$limit" ]; then
-      echo "hashstack/$svc:$tag is $size bytes, over the limit of $limit (SIZE_LIMIT_MB)" >&2
-      exit 1
-    fi
+    echo "built hashstack/$svc:$tag in $((SECONDS - start)) s"
+    check_size "hashstack/$svc:$tag"
   done
 }
 
