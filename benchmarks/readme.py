@@ -80,6 +80,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {config} | {', '.join(figures['splits'])} | {figures['median_rps']:,.0f} |"
         )
+    lines += images_section(result.get("images"))
     duplicates = sum(summary["duplicates"].values())
     checked = sum(summary["numbers_checked"].values())
     lines += [
@@ -90,6 +91,38 @@ def markdown(result: dict[str, Any]) -> str:
     if result["warnings"]:
         lines.append(f"Warnings during the run: {len(result['warnings'])} (see latest.json).")
     return "\n".join(lines) + "\n"
+
+
+READY_GOAL_S = 1.0  # issue 24: ready within a second of the container starting
+
+
+def images_section(images: dict[str, Any] | None) -> list[str]:
+    """The service images: size, start -> /readyz over fresh starts, pull into an empty store."""
+    if not images:
+        return []
+    lines = [
+        "",
+        "| image | MB | start -> /readyz, median s | min-max | podman run -> /readyz, median s "
+        f"| every start < {READY_GOAL_S:g} s |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for service, starts in images["start_to_ready_s"].items():
+        ordered = sorted(starts)
+        runs = sorted(images["run_to_ready_s"][service])
+        met = all(value < READY_GOAL_S for value in ordered)
+        lines.append(
+            f"| {service} | {images['size_mb'][service]:.1f} | "
+            f"{ordered[len(ordered) // 2]:.2f} | {ordered[0]:.2f}-{ordered[-1]:.2f} | "
+            f"{runs[len(runs) // 2]:.2f} | {'met' if met else '**missed**'} |"
+        )
+    pulls = sorted(images["pull_s"])
+    lines += [
+        "",
+        f"Pull of the three images from a registry on loopback into an empty podman store: "
+        f"median {pulls[len(pulls) // 2]:.1f} s (min-max {pulls[0]:.1f}-{pulls[-1]:.1f}, "
+        f"{len(pulls)} pulls).",
+    ]
+    return lines
 
 
 def figures_on_page(text: str) -> str | None:

@@ -59,10 +59,12 @@ class Plan:
     fixed_seconds: float
     balance_starts: int
     allocator_seconds: float
+    image_starts: int = 5  # fresh containers per service, timed from start to /readyz
+    image_pulls: int = 3  # pulls of the three images into an empty store
 
 
 FULL = Plan(3, 4.0, (1, 8, 32, 64), 4.0, 4, 2.0)
-QUICK = Plan(1, 2.0, (8, 32), 2.0, 1, 1.0)
+QUICK = Plan(1, 2.0, (8, 32), 2.0, 1, 1.0, image_starts=2, image_pulls=1)
 
 
 @dataclass
@@ -432,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short round (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
+        "--images-tag",
+        default=os.environ.get("BENCH_IMAGES_TAG", ""),
+        help="time the images of this tag (start -> /readyz, pull); ci/bench.sh builds them",
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
         help="copy the run to the committed benchmarks/latest.* (make bench-update)",
@@ -463,6 +470,15 @@ def main(argv: list[str] | None = None) -> int:
         run.spans_exported = len(sink.spans)
     if not run.spans_exported:
         run.warn("tracing on, yet no span reached the OTLP receiver: T_ON measured nothing")
+    images = None
+    if args.images_tag:
+        # After the services above are stopped: the containers get the machine to themselves.
+        from benchmarks.containers import measure_images
+
+        print("images (podman)", flush=True)
+        images = measure_images(args.images_tag, plan.image_starts, plan.image_pulls)
+    else:
+        run.warn("no --images-tag (ci/bench.sh passes one): image start and pull not measured")
     check_health(run)
     summary = summarise(run, block_size)
     print_summary(run, summary, block_size)
@@ -482,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         "allocator": run.allocator,
         "tracing_off": run.tracing_off,
         "spans_exported": run.spans_exported,
+        "images": images,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -22,6 +22,7 @@
 #   CONTEXT         build context (default images/); the tests build a modified copy
 #   APP_OWNER       owner of /app in the image (default 0:0; 10001:10001 for skaffold file sync)
 #   ENGINE          podman (default) or docker
+#   SIZE_LIMIT_MB   a build fails when an image is larger, uncompressed (default 60; issue 24)
 #   TLS_VERIFY      push over TLS; default false for localhost/127.0.0.1 registries, true otherwise
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -90,6 +91,17 @@ cmd_wheelhouse() {
   exec {lock}>&-
 }
 
+# check_size IMAGE: print its size (uncompressed, as the engine reports it); fail above the limit.
+check_size() {
+  local size limit=$((${SIZE_LIMIT_MB:-60} * 1000000))
+  size=$("$ENGINE" image inspect --format '{{.Size}}' "$1")
+  echo "$1: $(awk -v size="$size" 'BEGIN { printf "%.1f", size / 1e6 }') MB"
+  if [ "$size" -gt "$limit" ]; then
+    echo "$1 is $size bytes, over the limit of $limit (SIZE_LIMIT_MB)" >&2
+    exit 1
+  fi
+}
+
 # The build arguments every build shares (`build` and `skaffold`): the same bytes either way.
 # Sets the array BUILD_ARGS; makes the base image and the wheelhouse first when OFFLINE=1.
 build_args() {
@@ -126,6 +138,7 @@ cmd_build() {
     start=$SECONDS
     "$ENGINE" "${BUILD_ARGS[@]}" --target "$svc" -t "hashstack/$svc:$tag" "$CONTEXT"
     echo "built hashstack/$svc:$tag in $((SECONDS - start)) s"
+    check_size "hashstack/$svc:$tag"
   done
 }
 
@@ -176,6 +189,7 @@ cmd_skaffold() {
   build_args
   "$ENGINE" "${BUILD_ARGS[@]}" "${platform[@]}" --target "$svc" -t "$image" "$CONTEXT"
   echo "built $image in $((SECONDS - start)) s"
+  check_size "$image"
   [ "${PUSH_IMAGE:-false}" = false ] || push_ref "$image"
 }
 

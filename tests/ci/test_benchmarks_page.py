@@ -36,3 +36,21 @@ def test_a_page_without_the_block_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no <!-- bench-figures:start -->"):
         write_figures("| new |\n", page)
     assert page.read_text() == "# B\n"
+
+
+def test_the_images_section_judges_every_start() -> None:
+    # make bench's image figures (benchmarks/containers.py): one row per image, the 1 s goal met
+    # only when every start made it, and the pull median.
+    latest = json.loads(LATEST.read_text())
+    latest["images"] = {
+        "size_mb": {"hello": 51.7, "hash": 51.7},
+        "start_to_ready_s": {"hello": [0.2, 0.3, 0.25], "hash": [0.4, 1.2, 0.5]},
+        "run_to_ready_s": {"hello": [0.4, 0.5, 0.45], "hash": [0.6, 1.4, 0.7]},
+        "pull_s": [0.9, 0.7, 0.8],
+    }
+    lines = markdown(latest).splitlines()
+    assert "| hello | 51.7 | 0.25 | 0.20-0.30 | 0.45 | met |" in lines
+    assert "| hash | 51.7 | 0.50 | 0.40-1.20 | 0.70 | **missed** |" in lines
+    assert any("median 0.8 s (min-max 0.7-0.9, 3 pulls)" in line for line in lines)
+    # A run without the images (no podman) has no such section.
+    assert "| image |" not in markdown(json.loads(LATEST.read_text()))

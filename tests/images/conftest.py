@@ -4,10 +4,7 @@ the session so parallel runs and the user's own images do not collide."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,28 +43,15 @@ def containers() -> Iterator[list[str]]:
     pm.remove_containers(*names)
 
 
-@contextmanager
-def separate_store() -> Iterator[Path]:
-    """A separate, empty podman image store, removed with everything in it afterwards."""
-    # Short on purpose: podman refuses a runroot path longer than 50 characters.
-    root = Path(tempfile.mkdtemp(prefix="hs-store-"))
-    try:
-        yield root
-    finally:
-        pm.podman("rm", "--all", "--force", "--time", "2", root=root, check=False)
-        pm.podman("rmi", "--all", "--force", root=root, check=False)
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture
 def scratch_store() -> Iterator[Path]:
     """A separate, empty podman image store: a pull into it really downloads every layer."""
-    with separate_store() as root:
+    with pm.empty_store() as root:
         yield root
 
 
 @pytest.fixture(scope="module")
 def module_store() -> Iterator[Path]:
     """A separate store shared by one module's tests (e.g. a node's image store)."""
-    with separate_store() as root:
+    with pm.empty_store() as root:
         yield root

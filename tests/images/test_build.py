@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 
 from tests.chart.rendering import CHART_VERSION
@@ -9,8 +15,33 @@ from tests.support import podman as pm
 from tests.support.measurements import record
 
 MB = 1_000_000
-# The issue's goal: the service adds at most 40 MB to the Python base image.
-SIZE_BUDGET = 40 * MB
+# Each service image, uncompressed as podman reports it (issue 24). The images are about 51 MB
+# today: the rest is headroom for planned dependencies (OpenTelemetry).
+SIZE_LIMIT = 60 * MB
+CONTENTS = pm.ROOT / "images" / "contents.txt"
+
+
+def rootfs_tool() -> ModuleType:
+    """images/imagefs/rootfs.py, the build's own contents check (a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("rootfs", pm.ROOT / "images/imagefs/rootfs.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def mounted(images: dict[str, str]) -> Iterator[dict[str, Path]]:
+    """service -> the image's root filesystem, mounted read-only by podman (nothing runs)."""
+    roots = {}
+    try:
+        for service, ref in images.items():
+            roots[service] = Path(pm.podman("image", "mount", ref).stdout.strip())
+        yield roots
+    finally:
+        for ref in images.values():
+            pm.podman("image", "unmount", ref, check=False)
 
 
 @pytest.mark.parametrize("service", pm.SERVICES)
@@ -38,12 +69,38 @@ def test_image_metadata(images: dict[str, str], service: str) -> None:
 
 
 def test_image_sizes(images: dict[str, str]) -> None:
-    base = int(pm.inspect_image(pm.BASE_IMAGE)["Size"])
-    record("base image size (MB)", round(base / MB, 1))
+    # The base only feeds the builder stage: the images are FROM scratch.
+    record(
+        "base image size (MB, builder only)", round(pm.inspect_image(pm.BASE_IMAGE)["Size"] / MB, 1)
+    )
     for service, ref in images.items():
         size = int(pm.inspect_image(ref)["Size"])
-        record(f"{service} image size (MB)", f"{size / MB:.1f} (base + {(size - base) / MB:.1f})")
-        assert size - base <= SIZE_BUDGET, f"{service} adds {(size - base) / MB:.1f} MB to the base"
+        record(f"{service} image size (MB)", round(size / MB, 1))
+        assert size <= SIZE_LIMIT, f"{service} is {size / MB:.1f} MB (limit {SIZE_LIMIT / MB:.0f})"
+
+
+@pytest.mark.parametrize("service", pm.SERVICES)
+def test_image_holds_exactly_the_contents_list(mounted: dict[str, Path], service: str) -> None:
+    tool = rootfs_tool()
+    paths = tool.entries(mounted[service])
+    problems = tool.differences(tool.read_list(CONTENTS.read_text()), paths)
+    assert not problems, "\n".join(problems)
+    # Nothing to run a script with, nor to install anything.
+    for absent in ("/bin/sh", "/usr/bin/sh", "/usr/bin/bash", "/usr/bin/dpkg", "/usr/bin/apt"):
+        assert absent not in paths
+    assert not [p for p in paths if "/pip/" in p or p.startswith("/usr/share/")]
+
+
+def test_contents_check_names_what_differs() -> None:
+    # The check itself: an extra path and a missing one are both reported, `?` lines are optional.
+    tool = rootfs_tool()
+    lines = tool.read_list("/etc/passwd  # why\n/usr/lib/*.so.*\n?/lib64  # amd64 only\n")
+    assert tool.differences(lines, {"/etc/passwd", "/usr/lib/x/libc.so.6"}) == []
+    problems = tool.differences(lines, {"/etc/passwd", "/bin/sh"})
+    assert problems == [
+        "not on the list: /bin/sh",
+        "on the list but not in the image: /usr/lib/*.so.*",
+    ]
 
 
 def test_targets_share_all_layers(images: dict[str, str]) -> None:
@@ -53,23 +110,34 @@ def test_targets_share_all_layers(images: dict[str, str]) -> None:
 
 
 def test_image_contents(images: dict[str, str]) -> None:
-    # Checked from inside, as the image's own user, with the root filesystem read-only.
-    probe = (
-        "set -e; id -u; id -g; "
-        "command -v tar; "  # skaffold's file sync runs tar in the container
-        "test ! -w /app/hashstack && echo app-read-only; "
-        "stat -c %u /app/hashstack; "
-        "test -w /tmp && echo tmp-writable; "
-        "! command -v gcc && ! command -v cc && echo no-compiler; "
-        "! /opt/venv/bin/python -m pip --version 2>/dev/null && echo no-pip; "
-        "python3 -c 'import hashstack, flask, gunicorn, etcd3, prometheus_client' && echo imports; "
-        "ls /app/hashstack/__pycache__ | grep -c pyc"
-    )
+    # Checked from inside, as the image's own user, with the root filesystem read-only; in
+    # python, since the image has no shell.
+    probe = """
+import importlib.util, json, os, shutil
+import hashstack, flask, gunicorn, etcd3, prometheus_client
+print(json.dumps({
+    "ids": [os.getuid(), os.getgid()],
+    "tar": shutil.which("tar"),
+    "shell": shutil.which("sh") or shutil.which("bash"),
+    "app_writable": os.access("/app/hashstack", os.W_OK),
+    "app_owner": os.stat("/app/hashstack").st_uid,
+    "tmp_writable": os.access("/tmp", os.W_OK),
+    "compiler": shutil.which("gcc") or shutil.which("cc"),
+    "pip": importlib.util.find_spec("pip") is not None,
+    "pyc": len([f for f in os.listdir("/app/hashstack/__pycache__") if f.endswith(".pyc")]),
+}))
+"""
     out = pm.podman(
         "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/tmp",
-        "--entrypoint", "sh", images["hash"], "-c", probe,
-    ).stdout.split()  # fmt: skip
-    assert out[:2] == ["10001", "10001"]
-    assert out[2].endswith("/tar")
-    assert out[3:9] == ["app-read-only", "0", "tmp-writable", "no-compiler", "no-pip", "imports"]
-    assert int(out[9]) >= 5, "the source is byte-compiled at build time"
+        "--entrypoint", "python3", images["hash"], "-c", probe,
+    ).stdout  # fmt: skip
+    found = json.loads(out)
+    assert found["ids"] == [10001, 10001]
+    assert found["tar"] == "/usr/bin/tar"  # skaffold's file sync runs tar in the container
+    assert found["shell"] is None
+    assert found["app_writable"] is False
+    assert found["app_owner"] == 0
+    assert found["tmp_writable"] is True
+    assert found["compiler"] is None
+    assert found["pip"] is False
+    assert found["pyc"] >= 5, "the source is byte-compiled at build time"

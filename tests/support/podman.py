@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +191,99 @@ def skaffold_tar(files: dict[str, bytes]) -> bytes:
 def skaffold_sync(name: str, files: dict[str, bytes]) -> None:
     """Sync `files` (absolute dest -> content) into container `name` exactly as skaffold does."""
     podman_bytes("exec", "-i", name, *SKAFFOLD_SYNC, data=skaffold_tar(files))
+
+
+def start_to_ready(
+    image: str,
+    *,
+    network: str | None = None,
+    environment: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> dict[str, float]:
+    """One fresh container of `image`, run the chart's way, timed to its first /readyz 200:
+    `start` from the moment the runtime started it (State.StartedAt: the kubelet's view of a
+    container start), `run` from the `podman run` call (creating and mounting included).
+    The container is removed afterwards."""
+    name = unique("hashstack-start")
+    called = time.time()
+    run_container(image, name, network=network, environment=environment)
+    try:
+        url = published_url(name) + "/readyz"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(url, timeout=1).status_code == 200:
+                    ready = time.time()
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                logs = podman("logs", name, check=False)
+                raise AssertionError(f"{url} not ready in {timeout} s:\n{logs.stderr[-3000:]}")
+            time.sleep(0.01)
+        started_ns = int(
+            podman("inspect", "--format", "{{.State.StartedAt.UnixNano}}", name).stdout
+        )
+        return {"start": ready - started_ns / 1e9, "run": ready - called}
+    finally:
+        remove_containers(name)
+
+
+@contextmanager
+def empty_store() -> Iterator[Path]:
+    """A separate, empty podman image store (for `root=`): a pull into it really downloads
+    every layer. Removed afterwards, with anything run or pulled into it."""
+    # Short on purpose: podman refuses a runroot path longer than 50 characters.
+    root = Path(tempfile.mkdtemp(prefix="hs-store-"))
+    try:
+        yield root
+    finally:
+        podman("rm", "--all", "--force", "--time", "2", root=root, check=False)
+        podman("rmi", "--all", "--force", root=root, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pull_seconds(refs: Sequence[str], root: Path) -> float:
+    """Seconds to pull `refs` (from a plain-HTTP registry on localhost) into the store `root`,
+    one after another; an empty store makes every layer come over the wire."""
+    start = time.monotonic()
+    for ref in refs:
+        podman("pull", "--quiet", "--tls-verify=false", ref, root=root, timeout=300)
+    return time.monotonic() - start
+
+
+def service_start_times(
+    images: dict[str, str], etcd_image: str, starts: int
+) -> dict[str, list[dict[str, float]]]:
+    """service -> `starts` timings of start_to_ready, each service with what its /readyz needs:
+    persistence a real etcd (the test etcd image: its first etcd connection is part of the
+    time), hash a running persistence; all on a podman network of their own, removed after."""
+    network = unique("hashstack-start")
+    podman("network", "create", network)
+    helpers = [unique("hashstack-start-etcd"), unique("hashstack-start-persistence")]
+    try:
+        run_container(
+            etcd_image, helpers[0], network=network, aliases=["etcd"], publish=False,
+            environment={"ETCD_ADVERTISE_CLIENT_URLS": "http://etcd:2379"}, read_only=False,
+        )  # fmt: skip
+        etcd = {"ETCD_ENDPOINTS": "http://etcd:2379", "COUNTER_KEY": "/hashstack-start/counter"}
+        run_container(
+            images["persistence"], helpers[1], network=network, aliases=["persistence"],
+            environment=etcd,
+        )  # fmt: skip
+        wait_http(published_url(helpers[1]) + "/readyz", helpers[1], timeout=60)
+        environments = {
+            "hello": {},
+            "persistence": etcd,
+            "hash": {"PERSISTENCE_URL": "http://persistence:8080"},
+        }
+        return {
+            service: [
+                start_to_ready(images[service], network=network, environment=environments[service])
+                for _ in range(starts)
+            ]
+            for service in SERVICES
+        }
+    finally:
+        remove_containers(*helpers)
+        podman("network", "rm", "--force", network, check=False)
