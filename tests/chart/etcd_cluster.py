@@ -129,9 +129,7 @@ class StatefulSet:
     def __post_init__(self) -> None:
         base = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}"
         addresses = [f"{base}.{10 + i}" for i in range(MAX_MEMBERS)]
-        self.client, self.peer, self.metrics, self.lobby, self.lobby_peer = free_ports(
-            addresses, 5
-        )
+        self.client, self.peer, self.metrics, self.lobby, self.lobby_peer = free_ports(addresses, 5)
         self.pattern = f"http://{base}.1@ORDINAL@:{self.peer}"
         self.lobby_pattern = f"http://{base}.1@ORDINAL@:{self.lobby}"
         self.pods = [
