@@ -83,12 +83,13 @@ def test_restarts_and_a_lost_volume_under_load(cluster: StatefulSet) -> None:
 
 
 @long_only
-def test_cluster_state_existing_never_bootstraps(cluster: StatefulSet) -> None:
-    """The override: with clusterState=existing a member without data waits for a cluster to
-    join; it never starts one, even when all the volumes are gone."""
+@pytest.mark.parametrize("sets", [(), ("clusterState=existing",)], ids=["upgrade", "override"])
+def test_an_upgrade_never_bootstraps(cluster: StatefulSet, sets: tuple[str, ...]) -> None:
+    """After a helm upgrade (or with clusterState=existing) a member without data waits for a
+    cluster to join; it never starts one, even when all the volumes are gone."""
     cluster.install(1)
     cluster.wait_settled()
-    cluster.upgrade(1, "clusterState=existing")
+    cluster.upgrade(1, *sets)
     pod = cluster.pods[0]
     cluster.lose_volume(pod)  # the only member, and its volume is gone
     time.sleep(8)
@@ -96,7 +97,7 @@ def test_cluster_state_existing_never_bootstraps(cluster: StatefulSet) -> None:
     assert not cluster.cluster_ids()
     lines = cluster.entrypoint_lines(pod)
     assert not any("bootstrapping" in line for line in lines[1:]), lines
-    assert any("clusterState is existing: never bootstrapping" in line for line in lines), lines
+    assert any("state is existing: never bootstrapping" in line for line in lines), lines
 
 
 @long_only

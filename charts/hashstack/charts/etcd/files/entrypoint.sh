@@ -4,12 +4,12 @@
 # Starts one etcd member of the StatefulSet. The etcd image holds a static bash as /bin/sh,
 # etcd, etcdctl and etcdutl and nothing else: this script uses bash built-ins only.
 #
-# Nothing here depends on the StatefulSet's size or on how the chart was deployed (helm
-# install/upgrade, or `helm template` + apply on every sync); the pod learns the cluster at
-# runtime:
+# Nothing here depends on the StatefulSet's size; whether `helm template` + apply (Argo CD)
+# or helm deployed it, the pod learns the cluster at runtime:
 #   CLUSTER_ENDPOINTS        client URLs that reach the running cluster (the client Service)
-#   CLUSTER_STATE            "auto" (decide from the peers, below), "new" (a deliberate
-#                            bootstrap) or "existing" (never bootstrap)
+#   CLUSTER_STATE            "auto" (decide from the peers, below: helm install, helm
+#                            template), "existing" (never bootstrap: a helm upgrade, or the
+#                            override) or "new" (a deliberate bootstrap, the override)
 #   BOOTSTRAP_MEMBERS        size of the cluster a bootstrap forms (the release's replicaCount)
 #   MEMBER_PEER_URL_PATTERN  a member's peer URL, @NAME@ standing for its pod name
 #                            (@ORDINAL@ for its ordinal); MEMBER_LOBBY_URL_PATTERN its lobby's
@@ -279,7 +279,7 @@ for ((try = 1; ; try++)); do
   elif [ "$CLUSTER_STATE" = new ] && [ "$ordinal" -lt "$BOOTSTRAP_MEMBERS" ]; then
     bootstrap "clusterState is new"
   elif [ "$CLUSTER_STATE" = existing ]; then
-    wait_because "no healthy cluster to join, and clusterState is existing: never bootstrapping"
+    wait_because "no healthy cluster to join, and the state is existing: never bootstrapping (a helm upgrade, or clusterState=existing)"
   elif [ "$CLUSTER_STATE" = auto ] && all_without_data; then
     bootstrap "all $BOOTSTRAP_MEMBERS members confirm they have no data"
   fi
