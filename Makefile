@@ -77,7 +77,7 @@ docs: ## render docs/diagrams/*.dot (Graphviz) to the SVGs the docs show
 
 .PHONY: test-etcd-long
 test-etcd-long: ## every etcd size and scaling change, under load, with upstream etcd 3.5
-	ETCD_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/chart/test_etcd_membership.py tests/chart/test_etcd_backup.py -s
+	ETCD_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/chart/test_etcd_membership.py tests/chart/test_etcd_gitops.py tests/chart/test_etcd_backup.py -s
 
 .PHONY: clean
 clean: ## remove the venv, caches and local data
