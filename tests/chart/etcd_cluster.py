@@ -188,7 +188,9 @@ class StatefulSet:
         self.hook_logs.append(result.stderr)
         assert result.returncode == 0, f"resize hook failed:\n{result.stderr}"
 
-    def run_job(self, job: dict[str, Any], **extra_env: str) -> subprocess.CompletedProcess[str]:
+    def run_job(
+        self, job: dict[str, Any], timeout: float = 240, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
         """A rendered Job's or CronJob's container, run as its pod would run it; `extra_env`
         stands for what differs here (the paths its volumes are mounted at)."""
         spec = job["spec"]["jobTemplate"]["spec"] if job["kind"] == "CronJob" else job["spec"]
@@ -199,7 +201,7 @@ class StatefulSet:
             env = {**env_of(container), "PATH": env["PATH"], "HOME": env["HOME"], **extra_env}
         return subprocess.run(
             ["sh", *container["command"][1:]], executable=SHELL, env=env,
-            capture_output=True, text=True, timeout=240,
+            capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 
     def _scale(self, replicas: int) -> None:
