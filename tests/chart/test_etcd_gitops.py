@@ -141,7 +141,6 @@ def test_a_sync_during_the_outage_does_not_pass_its_presync_hook(cluster: Statef
         cluster.run_job(hook, timeout=45)
     log = still_running.value.stderr or ""
     assert "nothing to resize" not in str(log), log
-    assert cluster.read("/hashstack-etcd/members") is None  # nothing recorded, nothing removed
 
 
 @long_only
