@@ -54,13 +54,14 @@ list_members() {
   members=$(ctl member list 2>/dev/null) && [ -n "$members" ]
 }
 
-# Sets my_id, my_status, my_learner from $members (empty when this member is not listed).
+# Sets my_id, my_status, my_client, my_learner from $members (empty when this member is not
+# listed). A member of a bootstrap that never started is listed by name, with no client URL.
 find_me() {
-  my_id="" my_status="" my_learner=""
-  local id status name peer learner
-  while IFS=', ' read -r id status name peer _ learner; do
+  my_id="" my_status="" my_client="" my_learner=""
+  local id status name peer client learner
+  while IFS=', ' read -r id status name peer client learner; do
     if [ -n "$id" ] && [ "$peer" = "$my_peer" ]; then
-      my_id=$id my_status=$status my_learner=$learner
+      my_id=$id my_status=$status my_client=$client my_learner=$learner
     fi
   done <<<"$members"
 }
@@ -223,7 +224,9 @@ join() {
     return 1
   fi
   find_me
-  if [ "$my_status" = started ]; then
+  if [ "$my_status" = started ] && [ -z "$my_client" ]; then
+    log "$ETCD_NAME ($my_id) is a member of the new cluster that never started: starting it"
+  elif [ "$my_status" = started ]; then
     log "$ETCD_NAME ($my_id) is a member but has no data: replacing it"
     ctl member remove "$my_id" >/dev/null || return 1
     my_id=""
@@ -287,7 +290,7 @@ for ((try = 1; ; try++)); do
   # the lobbies of a bootstrap set are open together; the others retry through restarts.
   if [ -n "$lobby_pid" ]; then idle=0; else idle=$((idle + 1)); fi
   if ((idle >= attempts)); then break; fi
-  if [ -n "$lobby_pid" ]; then pause 1; else pause 2; fi
+  if [ -n "$lobby_pid" ]; then pause 0.5; else pause 2; fi
 done
 log "no healthy cluster to join after $attempts attempts: exiting for the kubelet to retry"
 exit 1

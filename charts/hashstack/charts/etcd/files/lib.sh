@@ -49,7 +49,7 @@ lobby_says() {
   lobby="" lobby_error=""
   if out=$(
     unset ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY
-    CTL_DIAL_TIMEOUT=2s CTL_COMMAND_TIMEOUT=3s
+    CTL_DIAL_TIMEOUT=1s CTL_COMMAND_TIMEOUT=2s
     ctl_at "$1" get --print-value-only "$LOBBY_KEY" 2>&1
   ); then
     lobby=${out%%$'\n'*}
