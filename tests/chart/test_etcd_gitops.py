@@ -87,7 +87,12 @@ def test_two_of_three_volumes_lost_is_an_outage_never_a_second_cluster(
     formed = bootstraps(cluster)
     assert 2 <= len(formed) <= 3, formed
     for pod in cluster.pods[:3]:
-        assert any("opened the lobby" in line for line in cluster.entrypoint_lines(pod))
+        lines = cluster.entrypoint_lines(pod)
+        assert any("opened the lobby" in line for line in lines), lines
+        # One that decided last starts with its own entry: never removed and added again.
+        started = ("into the new cluster", "never started: starting it")
+        assert any(s in line for line in lines for s in started), lines
+        assert not any("replacing it" in line for line in lines), lines
     (first_id,) = cluster.cluster_ids()
     with Load(cluster, settled_at_end=False) as load:
         cluster.sync(3)
