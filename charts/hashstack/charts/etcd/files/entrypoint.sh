@@ -101,15 +101,21 @@ run_etcd() {
   etcd &
   pid=$!
   trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+  # A bootstrapping member keeps its lobby open until the new cluster has a quorum, so the
+  # members of its bootstrap set that are still deciding see the same unanimous answer. Its
+  # own etcd serves a (local, serializable) read only once it has joined that quorum: then
+  # it closes the lobby at once, before it could hold data the lobby would deny.
+  while [ -n "$lobby_pid" ] && kill -0 "$pid" 2>/dev/null; do
+    if CTL_DIAL_TIMEOUT=1s CTL_COMMAND_TIMEOUT=1s ctl_at "$ETCD_ADVERTISE_CLIENT_URLS" \
+      get --consistency=s "$SIZE_KEY" >/dev/null 2>&1; then
+      close_lobby "the new cluster has a quorum"
+    else
+      pause 0.2
+    fi
+  done
   for ((try = 0; try < 900; try++)); do
     pause 1
     kill -0 "$pid" 2>/dev/null || break
-    # A bootstrapping member keeps its lobby open until the new cluster has a quorum, so the
-    # members of its bootstrap set that are still deciding see the same unanimous answer.
-    if [ -n "$lobby_pid" ]; then
-      cluster_healthy || continue
-      close_lobby "the new cluster has a quorum"
-    fi
     list_members || continue
     find_me
     if [ "$my_learner" = false ]; then break; fi
