@@ -163,7 +163,8 @@ open_lobby() {
       --listen-client-urls "$LOBBY_LISTEN_CLIENT_URL" --advertise-client-urls "$lobby_url" \
       --listen-peer-urls "$LOBBY_PEER_URL" --initial-advertise-peer-urls "$LOBBY_PEER_URL" \
       --initial-cluster "lobby=$LOBBY_PEER_URL" --initial-cluster-state new \
-      --initial-cluster-token "$token" --unsafe-no-fsync
+      --initial-cluster-token "$token" --unsafe-no-fsync \
+      --heartbeat-interval 10 --election-timeout 100 # alone: it elects itself at once
   ) &
   lobby_pid=$!
   for ((try = 0; try < 20; try++)); do
