@@ -85,7 +85,7 @@ docs: ## render docs/diagrams/*.dot (Graphviz) to SVGs and docs/images/dashboard
 
 .PHONY: test-etcd-long
 test-etcd-long: ## every etcd size and scaling change, under load, with upstream etcd 3.5
-	ETCD_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/chart/test_etcd_membership.py tests/chart/test_etcd_backup.py -s
+	ETCD_LONG=1 PYTEST_WORKERS=0 ci/test.sh tests/chart/test_etcd_membership.py tests/chart/test_etcd_gitops.py tests/chart/test_etcd_backup.py -s
 
 .PHONY: etcd-restore
 etcd-restore: ## after a total loss of etcd: the counter back from the snapshots (docs/etcd.md)

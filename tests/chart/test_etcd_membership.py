@@ -44,7 +44,7 @@ def test_entrypoint_uses_shell_builtins_only(cluster: StatefulSet) -> None:
     cluster.install(1)
     cluster.wait_settled()
     lines = cluster.entrypoint_lines(cluster.pods[0])
-    assert any("first install: bootstrapping" in line for line in lines), lines
+    assert any("confirm they have no data: bootstrapping" in line for line in lines), lines
     text = cluster.pods[0].log.read_text()
     assert "command not found" not in text, text
 
@@ -83,18 +83,22 @@ def test_restarts_and_a_lost_volume_under_load(cluster: StatefulSet) -> None:
 
 
 @long_only
-def test_an_upgrade_never_bootstraps(cluster: StatefulSet) -> None:
-    """A member without data after the first install waits for a cluster; it never starts one."""
+@pytest.mark.parametrize("sets", [(), ("clusterState=existing",)], ids=["upgrade", "override"])
+def test_an_upgrade_never_bootstraps(cluster: StatefulSet, sets: tuple[str, ...]) -> None:
+    """After a helm upgrade (or with clusterState=existing) a member without data waits for a
+    cluster to join; it never starts one, even when all the volumes are gone."""
     cluster.install(1)
     cluster.wait_settled()
-    cluster.upgrade(1)
+    cluster.upgrade(1, *sets)
     pod = cluster.pods[0]
+    before = len(cluster.entrypoint_lines(pod))
     cluster.lose_volume(pod)  # the only member, and its volume is gone
     time.sleep(8)
     assert not cluster.ready(pod)
     assert not cluster.cluster_ids()
-    lines = cluster.entrypoint_lines(pod)
-    assert not any("bootstrapping" in line for line in lines[1:]), lines
+    lines = cluster.entrypoint_lines(pod)[before:]
+    assert not any("into the new cluster" in line for line in lines), lines
+    assert any("state is existing: never bootstrapping" in line for line in lines), lines
 
 
 @long_only

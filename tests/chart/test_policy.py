@@ -354,11 +354,13 @@ CHAIN = {
     Edge("persistence", "etcd", 2379),
     Edge("etcd", "etcd", 2379),  # members ask each other about membership (entrypoint)
     Edge("etcd", "etcd", 2380),  # raft peer traffic
+    Edge("etcd", "etcd", 2382),  # lobbies: members without data confirm it to each other
     Edge("registry-proxy", "registry", 5000),
     Edge("hash-test", "hash", 8080),
     Edge("hello-test", "hello", 8080),
     Edge("etcd-test", "etcd", 2379),
     Edge("etcd-job", "etcd", 2379),  # the resize hook, backup and defrag jobs
+    Edge("etcd-job", "etcd", 2382),  # the resize hook asks the lobbies
     Edge("registry-test", "registry", 5000),
 }
 PROBE_PORTS = [

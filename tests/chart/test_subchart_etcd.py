@@ -62,7 +62,10 @@ def test_the_pod_template_never_depends_on_the_member_count(replicas: int) -> No
         assert env[name] == {"configMapKeyRef": {"name": f"{RELEASE}-etcd-cluster", "key": key}}
 
 
-def test_only_the_first_install_may_bootstrap() -> None:
+def test_cluster_state_is_decided_at_runtime_unless_an_upgrade_or_overridden() -> None:
+    """helm install and `helm template` (Argo CD, every sync) render state auto: the members
+    decide from their peers. A real helm upgrade renders existing; clusterState overrides."""
+
     def cluster_config(*args: str) -> dict[str, str]:
         result = run_helm(
             installed_helms()["helm"], "template", RELEASE, str(ETCD.chart), "--namespace",
@@ -72,9 +75,10 @@ def test_only_the_first_install_may_bootstrap() -> None:
         data: dict[str, str] = config["data"]
         return data
 
-    assert cluster_config() == {"state": "new", "bootstrap-members": "3"}
+    assert cluster_config() == {"state": "auto", "bootstrap-members": "3"}
     assert cluster_config("--is-upgrade")["state"] == "existing"
     assert cluster_config("--set", "clusterState=existing")["state"] == "existing"
+    assert cluster_config("--set", "clusterState=new")["state"] == "new"
 
 
 def test_backup_and_defrag_are_off_by_default_and_restricted_when_on() -> None:
@@ -129,7 +133,14 @@ def test_resize_hook_runs_before_upgrades_and_rollbacks() -> None:
     assert container["command"] == ["/bin/sh", "-c", script, "resize"]
     env = env_of(container)
     assert env["REPLICAS"] == "3"
-    assert env["SIZE_KEY"] == env_of(etcd_container())["SIZE_KEY"]
+    member = env_of(etcd_container())
+    for name in ("SIZE_KEY", "MEMBER_PEER_URL_PATTERN", "MEMBER_LOBBY_URL_PATTERN"):
+        assert env[name] == member[name]
+    # Under Argo CD it runs (PreSync) before the chart's ServiceAccount exists.
+    assert pod["spec"]["serviceAccountName"] == "default"
+    own = {"serviceAccount": {"create": False, "name": "runner"}}
+    own_job = named(render(own), "Job", f"{RELEASE}-etcd-resize")
+    assert own_job["spec"]["template"]["spec"]["serviceAccountName"] == "runner"
     # A deliberate new cluster (restore after a total loss): nothing runs to resize.
     assert not [o for o in render({"clusterState": "new"}) if o["kind"] == "Job"]
     assert not [o for o in render({"resize": {"enabled": False}}) if o["kind"] == "Job"]
@@ -149,14 +160,18 @@ def test_statefulset_and_services() -> None:
     assert headless["clusterIP"] == "None"
     assert headless["publishNotReadyAddresses"] is True
     assert headless["selector"] == SELECTOR
-    assert {(p["name"], p["port"]) for p in headless["ports"]} == {("peer", 2380), ("client", 2379)}
+    assert {(p["name"], p["port"]) for p in headless["ports"]} == {
+        ("peer", 2380),
+        ("client", 2379),
+        ("lobby", 2382),
+    }
     client = named(objects, "Service", f"{RELEASE}-etcd")["spec"]
     assert client["selector"] == SELECTOR
     assert [(p["name"], p["port"], p["targetPort"]) for p in client["ports"]] == [
         ("client", 2379, "client")
     ]
     ports = {p["name"]: p["containerPort"] for p in etcd_container({"replicaCount": 3})["ports"]}
-    assert ports == {"client": 2379, "peer": 2380, "metrics": 2381}
+    assert ports == {"client": 2379, "peer": 2380, "metrics": 2381, "lobby": 2382}
     pdb = named(objects, "PodDisruptionBudget", f"{RELEASE}-etcd")["spec"]
     assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": SELECTOR}}
 

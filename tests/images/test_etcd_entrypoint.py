@@ -67,6 +67,7 @@ class Pods:
             extra=[
                 "--volume", f"{volume}:/var/lib/etcd",
                 "--volume", f"{self.workdir / 'scripts'}:/scripts:ro",
+                "--tmpfs", "/lobby:rw,size=128m,mode=1777",  # the lobby's emptyDir
                 "--restart", "on-failure",  # the kubelet restarts a member that exits
                 "--entrypoint", "/bin/sh",
             ],

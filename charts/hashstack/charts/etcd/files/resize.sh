@@ -1,18 +1,21 @@
 #!/bin/sh
 # shellcheck shell=bash
-# Runs before every upgrade and rollback (a Helm hook Job), before the StatefulSet changes:
+# Runs before every upgrade and rollback (a Helm hook Job), before the StatefulSet changes;
+# under Argo CD (PreSync) before every sync, the first included:
 #   1. records the member count the release wants under SIZE_KEY; a member whose ordinal is
 #      beyond it never joins or rejoins (see entrypoint.sh), so a member being scaled away
 #      cannot come back while its pod still runs;
 #   2. removes from the cluster every member that is not one of ordinals 0..REPLICAS-1,
 #      one at a time, learners first, each time only from a healthy cluster.
 # Scaling up needs nothing more: each new pod adds itself as a learner (see entrypoint.sh).
-# Built-ins, etcdctl and etcdutl only, as in the entrypoint. Exits non-zero (failing the
-# upgrade before anything changed) when the cluster does not answer.
+# Built-ins, etcdctl and etcdutl only, as in the entrypoint. When no cluster exists yet (the
+# client Service's name does not resolve; or no member holds data: each either has no pod or
+# waits in its lobby) there is nothing to resize: it says so and exits 0. Otherwise it exits
+# non-zero (failing the upgrade before anything changed) when the cluster does not answer.
 set -u
 
-: "${CLUSTER_ENDPOINTS:?}" "${REPLICAS:?}" "${STATEFULSET_NAME:?}"
-: "${MEMBER_PEER_URL_PATTERN:?}" "${SIZE_KEY:?}"
+: "${CLUSTER_ENDPOINTS:?}" "${REPLICAS:?}" "${STATEFULSET_NAME:?}" "${MAX_MEMBERS:?}"
+: "${MEMBER_PEER_URL_PATTERN:?}" "${MEMBER_LOBBY_URL_PATTERN:?}" "${SIZE_KEY:?}"
 
 # Retries a command for up to a minute: leader elections after a removal take a moment.
 retry() {
@@ -31,6 +34,31 @@ for ((i = 0; i < REPLICAS; i++)); do
   keep[${url//@ORDINAL@/$i}]=1
 done
 
+# True when no member can hold data: every ordinal a member can have either has no pod (its
+# name does not resolve) or runs a lobby (a member without data waiting to bootstrap).
+# shellcheck disable=SC2154 # lobby_url, lobby: set by lib.sh
+no_member_holds_data() {
+  local i
+  for ((i = 0; i < MAX_MEMBERS; i++)); do
+    lobby_url_of "$i"
+    lobby_says "$lobby_url"
+    case $? in
+      0) [[ $lobby == "without-data $STATEFULSET_NAME-$i "* ]] || return 1 ;;
+      2) ;;
+      *) return 1 ;;
+    esac
+  done
+}
+
+if ! out=$(CTL_DIAL_TIMEOUT=2s CTL_COMMAND_TIMEOUT=3s ctl get "$SIZE_KEY" 2>&1 >/dev/null); then
+  if unresolved "$out"; then
+    log "no cluster yet (the client Service's name does not resolve): nothing to resize"
+    exit 0
+  elif no_member_holds_data; then
+    log "no cluster yet (no member holds data: each has no pod or waits to bootstrap): nothing to resize"
+    exit 0
+  fi
+fi
 retry cluster_healthy || exit 1
 ctl put "$SIZE_KEY" "$REPLICAS" >/dev/null || exit 1
 log "the release wants $REPLICAS members"

@@ -110,7 +110,7 @@ imagePullSecrets:
 
 {{/* Variables the StatefulSet sets itself; extraEnv may not repeat them (a list with a repeated name is refused by server-side apply). */}}
 {{- define "etcd.chartEnvNames" -}}
-{{- list "POD_NAME" "ETCD_NAME" "ETCD_DATA_DIR" "ETCD_LISTEN_PEER_URLS" "ETCD_LISTEN_CLIENT_URLS" "ETCD_LISTEN_METRICS_URLS" "ETCD_INITIAL_ADVERTISE_PEER_URLS" "ETCD_ADVERTISE_CLIENT_URLS" "ETCD_INITIAL_CLUSTER_TOKEN" "CLUSTER_ENDPOINTS" "MEMBER_PEER_URL_PATTERN" "SIZE_KEY" "CLUSTER_STATE" "BOOTSTRAP_MEMBERS" "ETCD_AUTO_COMPACTION_MODE" "ETCD_AUTO_COMPACTION_RETENTION" "ETCD_QUOTA_BACKEND_BYTES" "ETCD_SNAPSHOT_COUNT" "ETCD_CERT_FILE" "ETCD_KEY_FILE" "ETCD_TRUSTED_CA_FILE" "ETCD_CLIENT_CERT_AUTH" "ETCDCTL_CACERT" "ETCDCTL_CERT" "ETCDCTL_KEY" | toJson -}}
+{{- list "POD_NAME" "ETCD_NAME" "ETCD_DATA_DIR" "ETCD_LISTEN_PEER_URLS" "ETCD_LISTEN_CLIENT_URLS" "ETCD_LISTEN_METRICS_URLS" "ETCD_INITIAL_ADVERTISE_PEER_URLS" "ETCD_ADVERTISE_CLIENT_URLS" "ETCD_INITIAL_CLUSTER_TOKEN" "CLUSTER_ENDPOINTS" "MEMBER_PEER_URL_PATTERN" "SIZE_KEY" "CLUSTER_STATE" "BOOTSTRAP_MEMBERS" "MEMBER_LOBBY_URL_PATTERN" "LOBBY_LISTEN_CLIENT_URL" "LOBBY_PEER_URL" "LOBBY_DATA_DIR" "ETCD_AUTO_COMPACTION_MODE" "ETCD_AUTO_COMPACTION_RETENTION" "ETCD_QUOTA_BACKEND_BYTES" "ETCD_SNAPSHOT_COUNT" "ETCD_CERT_FILE" "ETCD_KEY_FILE" "ETCD_TRUSTED_CA_FILE" "ETCD_CLIENT_CERT_AUTH" "ETCDCTL_CACERT" "ETCDCTL_CERT" "ETCDCTL_KEY" | toJson -}}
 {{- end -}}
 
 {{/* extraEnv, refused when it repeats a name (its own or one the chart sets). */}}
@@ -177,6 +177,31 @@ template depends on replicaCount, so scaling never restarts a running member.
 {{- printf "http://%s:2380" (include "etcd.memberHost" (dict "root" . "pod" "@NAME@")) -}}
 {{- end -}}
 
+{{/* A member's lobby URL with @NAME@ for its pod name: a member without data waiting to
+bootstrap answers there (files/entrypoint.sh). */}}
+{{- define "etcd.lobbyURLPattern" -}}
+{{- printf "http://%s:%d" (include "etcd.memberHost" (dict "root" . "pod" "@NAME@")) (include "etcd.lobbyPort" . | int) -}}
+{{- end -}}
+
+{{/* The lobby's client port; its peer port (2383) listens on the pod's loopback only. */}}
+{{- define "etcd.lobbyPort" -}}
+2382
+{{- end -}}
+
+{{/* Ordinals a member can have (replicaCount's largest allowed value, values.schema.json). */}}
+{{- define "etcd.maxMembers" -}}
+5
+{{- end -}}
+
+{{/*
+ServiceAccount of the pre-upgrade hook: under Argo CD it runs (PreSync) before the chart's
+own ServiceAccount exists, so it takes the namespace's default one when the chart creates
+its own (it needs no API access; no token is mounted), else the one named.
+*/}}
+{{- define "etcd.hookServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}default{{ else }}{{ include "etcd.serviceAccountName" . }}{{ end -}}
+{{- end -}}
+
 {{/* The client Service: it reaches the ready (voting, healthy) members only. */}}
 {{- define "etcd.clientURL" -}}
 {{- printf "%s://%s.%s.svc.%s:2379" (include "etcd.clientScheme" .) (include "etcd.fullname" .) .Release.Namespace .Values.clusterDomain -}}
@@ -187,7 +212,7 @@ template depends on replicaCount, so scaling never restarts a running member.
 /hashstack-etcd/members
 {{- end -}}
 
-{{/* ConfigMap read at container start: "new" only in the first install. */}}
+{{/* ConfigMap read at container start: the cluster state (auto, new, existing) and size. */}}
 {{- define "etcd.clusterConfigName" -}}
 {{- printf "%s-cluster" (include "etcd.fullname" .) -}}
 {{- end -}}
@@ -224,7 +249,8 @@ spec:
 
 {{/*
 Pod template of the chart's etcdctl jobs. Parameters: root, component, script (run by the
-image's /bin/sh), env (list), volumes and volumeMounts (lists, optional).
+image's /bin/sh), env (list), volumes and volumeMounts (lists, optional), serviceAccountName
+(optional; the chart's by default).
 */}}
 {{- define "etcd.jobPodTemplate" -}}
 {{- $root := .root -}}
@@ -238,7 +264,7 @@ metadata:
   {{- end }}
 spec:
   restartPolicy: Never
-  serviceAccountName: {{ include "etcd.serviceAccountName" $root }}
+  serviceAccountName: {{ .serviceAccountName | default (include "etcd.serviceAccountName" $root) }}
   automountServiceAccountToken: false
   enableServiceLinks: false
   {{- with include "etcd.imagePullSecrets" $root | trim }}
