@@ -97,6 +97,21 @@ def free_ports(hosts: list[str], count: int) -> list[int]:
     raise RuntimeError("no free ports on the loopback addresses")
 
 
+def free_port_block(host: str, count: int) -> int:
+    """The first of `count` consecutive ports free on `host` (the restore script's private
+    etcd listens on RESTORE_PORT and the two ports after it)."""
+    for _ in range(50):
+        (first,) = random.sample(range(20000, 60000 - count), 1)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on {host}")
+
+
 def post(url: str, body: dict[str, Any], timeout: float = 1.0) -> dict[str, Any]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as response:

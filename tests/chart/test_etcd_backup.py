@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .etcd_cluster import ETCD_BIN, FULLNAME, StatefulSet, free_ports, post, render
+from .etcd_cluster import ETCD_BIN, FULLNAME, StatefulSet, free_port_block, post, render
 from .etcd_load import KEY, Load
 from .k8s import named
 
@@ -72,7 +73,7 @@ def test_backups_then_a_total_loss_then_restore(
         "Job",
         f"{FULLNAME}-restore",
     )
-    (port,) = free_ports(["127.0.0.1"], 1)
+    port = free_port_block("127.0.0.1", 3)
     extra = {
         "SNAPSHOT": str(backups / "latest"),  # the rendered /backup/latest, mounted here
         "SCRATCH": str(tmp_path),
@@ -93,6 +94,40 @@ def test_backups_then_a_total_loss_then_restore(
         time.sleep(2)
     new = [n for numbers in load_after.numbers for n in numbers]
     assert min(new) > max(old)  # nothing handed out before the loss comes again
+
+
+def test_restore_says_at_once_when_its_private_etcd_cannot_start(
+    make_cluster: Callable[[str], StatefulSet], tmp_path: Path
+) -> None:
+    # The script's private etcd listens on RESTORE_PORT and the two ports after it: with one of
+    # them taken it exits at once, and the Job must fail saying why, not retry for a minute.
+    cluster = make_cluster("taken")
+    cluster.install(1)
+    cluster.wait_settled()
+    with Load(cluster):
+        time.sleep(1)
+    backups = tmp_path / "backup"
+    backups.mkdir()
+    cronjob = named(render(1, True, *backup_values()), "CronJob", f"{FULLNAME}-backup")
+    ready = cluster.client_url(cluster.pods[0])  # what the client Service picks
+    made = cluster.run_job(cronjob, BACKUP_DIR=str(backups), CLUSTER_ENDPOINTS=ready)
+    assert made.returncode == 0, made.stderr
+    job = named(
+        render(1, True, *backup_values("backup.restore.snapshot=latest")),
+        "Job",
+        f"{FULLNAME}-restore",
+    )
+    port = free_port_block("127.0.0.1", 3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        run = cluster.run_job(
+            job, timeout=60, SNAPSHOT=str(backups / "latest"), SCRATCH=str(tmp_path),
+            RESTORE_PORT=str(port),
+        )  # fmt: skip
+    assert run.returncode == 1
+    assert "the private etcd exited" in run.stderr
+    assert "address already in use" in run.stderr
 
 
 @pytest.mark.skipif(

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-from .etcd_cluster import ETCD_BIN, FULLNAME, SHELL, StatefulSet, free_ports, render
+from .etcd_cluster import ETCD_BIN, FULLNAME, SHELL, StatefulSet, free_port_block, render
 from .etcd_load import KEY, Load
 from .k8s import named
 from .kube_double import SOCKET, KubeDouble
@@ -77,7 +77,7 @@ def restore(make_cluster: Callable[[str], StatefulSet], tmp_path: Path) -> Itera
     cluster = make_cluster("etcd")
     backups = tmp_path / "backup"
     backups.mkdir()
-    (port,) = free_ports(["127.0.0.1"], 1)
+    port = free_port_block("127.0.0.1", 3)
     holder: list[Restore] = []
 
     def rendered(replicas: int, upgrade: bool, *sets: str) -> list[dict[str, Any]]:

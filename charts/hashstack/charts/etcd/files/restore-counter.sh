@@ -35,6 +35,12 @@ for ((try = 0; try < 60; try++)); do
   if saved=$(etcdctl --endpoints="$local_url" get --print-value-only "$COUNTER_KEY" 2>/dev/null); then
     break
   fi
+  # Exited (e.g. a port of RESTORE_PORT..+2 taken): say so now, not after a minute of retries.
+  if ! kill -0 "$pid" 2>/dev/null; then
+    log "the private etcd exited; its log ($SCRATCH/restore-etcd.log):"
+    while read -r line; do log "  $line"; done <"$SCRATCH/restore-etcd.log"
+    exit 1
+  fi
 done
 kill "$pid"
 wait "$pid"
