@@ -17,13 +17,12 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from importlib.resources.abc import Traversable
 from typing import Any
 
 from tests.support.schemas import kubernetes_schemas
 
+from .k8s import BINARY_SUFFIXES, DECIMAL_SUFFIXES, parse_quantity
 from .rendering import KUBE_VERSIONS
 
 KUBE = KUBE_VERSIONS[-1]
@@ -107,13 +106,8 @@ def is_map(schema: dict[str, Any]) -> bool:
 
 # ---- quantities ------------------------------------------------------------------------
 
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_DECIMAL_SUFFIX = {power: suffix for suffix, power in _DECIMAL.items()}
-_BINARY_SUFFIX = {power: suffix for suffix, power in _BINARY.items()} | {0: ""}
-_QUANTITY = re.compile(
-    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$"
-)
+_DECIMAL_SUFFIX = {power: suffix for suffix, power in DECIMAL_SUFFIXES.items()}
+_BINARY_SUFFIX = {power: suffix for suffix, power in BINARY_SUFFIXES.items()} | {0: ""}
 
 
 def canonical_quantity(text: str) -> str:
@@ -123,22 +117,7 @@ def canonical_quantity(text: str) -> str:
     suffix of that family that leaves an integer: 1000m -> 1, 0.5 -> 500m, 1000 -> 1k,
     1024Mi -> 1Gi, 1.5Gi -> 1536Mi. A binary value below 1024 or with a fraction falls back
     to decimal (0.5Ki -> 512). ValueError for what the server refuses to parse."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"not a quantity: {text!r}")
-    number, exponent, suffix = match.groups()
-    try:
-        value = Fraction(Decimal(number))
-    except InvalidOperation as error:
-        raise ValueError(f"not a quantity: {text!r}") from error
-    if exponent:
-        family, value = "exponent", value * Fraction(10) ** int(exponent[1:])
-    elif suffix in _BINARY:
-        family, value = "binary", value * 2 ** _BINARY[suffix]
-    elif suffix in _DECIMAL:
-        family, value = "decimal", value * Fraction(10) ** _DECIMAL[suffix]
-    else:
-        raise ValueError(f"not a quantity suffix: {text!r}")
+    value, family = parse_quantity(text)
     nanos = math.ceil(value * 10**9)
     if nanos == 0:
         return "0"

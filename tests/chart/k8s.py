@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
@@ -208,21 +209,50 @@ class PolicyModel:
         return edges
 
 
-# Kubernetes quantity suffixes (resource.Quantity): binary and decimal multipliers.
-_SUFFIXES = {
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-}  # fmt: skip
+# Kubernetes quantities (resource.Quantity): decimal suffixes (powers of ten), binary suffixes
+# (powers of two) or a decimal exponent.
+DECIMAL_SUFFIXES = {
+    "n": -9,
+    "u": -6,
+    "m": -3,
+    "": 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+    "P": 15,
+    "E": 18,
+}
+BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$"
+)
+
+
+def parse_quantity(text: str) -> tuple[Fraction, str]:
+    """A quantity's exact value (cores, bytes) and the suffix family it was written in
+    ("decimal", "binary" or "exponent"); ValueError for what the API server refuses."""
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"not a quantity: {text!r}")
+    number, exponent, suffix = match.groups()
+    try:
+        value = Fraction(Decimal(number))
+    except InvalidOperation as error:
+        raise ValueError(f"not a quantity: {text!r}") from error
+    if exponent:
+        return value * Fraction(10) ** int(exponent[1:]), "exponent"
+    if suffix in BINARY_SUFFIXES:
+        return value * 2 ** BINARY_SUFFIXES[suffix], "binary"
+    if suffix in DECIMAL_SUFFIXES:
+        return value * Fraction(10) ** DECIMAL_SUFFIXES[suffix], "decimal"
+    raise ValueError(f"not a quantity suffix: {text!r}")
 
 
 def quantity(value: str | int | float) -> Fraction:
     """A Kubernetes quantity ("250m", "64Mi", "1.5", 2) as an exact number of units (cores,
     bytes), so that sums of requests compare exactly."""
-    match = re.fullmatch(r"([0-9.]+)(Ki|Mi|Gi|Ti|n|u|m|k|M|G|T|)", str(value))
-    if match is None:
-        raise ValueError(f"not a Kubernetes quantity: {value!r}")
-    return Fraction(match[1]) * _SUFFIXES[match[2]]
+    return parse_quantity(str(value))[0]
 
 
 def _requests(container: dict[str, Any]) -> tuple[Fraction, Fraction]:
