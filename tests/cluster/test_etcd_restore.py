@@ -17,10 +17,10 @@ import pykube
 import pytest
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
-from tests.support.helm import parse_docs
+from tests.support.wait import wait_until
 
 from .helpers import Ledger
-from .kube import CHART, RELEASE, ROOT, HashClient, Helm, image_overrides
+from .kube import CHART, RELEASE, ROOT, HashClient, Helm, image_overrides, render
 from .load import under_load
 
 VALUES = {
@@ -28,11 +28,6 @@ VALUES = {
     "persistence.replicaCount": "2",
 }  # fmt: skip
 WAIT = 600
-
-
-def rendered(helm: Helm) -> list[dict[str, Any]]:
-    sets = [arg for key, value in VALUES.items() for arg in ("--set", f"{key}={value}")]
-    return parse_docs(helm.run("template", RELEASE, str(CHART), *sets).stdout)
 
 
 def one(objects: list[dict[str, Any]], kind: str, component: str | None = None) -> dict[str, Any]:
@@ -45,12 +40,7 @@ def one(objects: list[dict[str, Any]], kind: str, component: str | None = None) 
 
 
 def wait_for(check: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(2)
-    pytest.fail(f"timed out after {timeout}s: {what}")
+    wait_until(check, timeout, what, interval=2)  # the API server, not a local process
 
 
 def test_total_loss_then_the_one_command(
@@ -59,7 +49,7 @@ def test_total_loss_then_the_one_command(
 ) -> None:  # fmt: skip
     if shutil.which(os.environ.get("KUBECTL", "kubectl")) is None:
         pytest.skip("kubectl is not on PATH (ci/install-tools.sh installs it)")
-    objects = rendered(helm)
+    objects = list(render(VALUES).objects)
     sts = one(objects, "StatefulSet")
     name, claim = (
         sts["metadata"]["name"],
