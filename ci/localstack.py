@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +63,16 @@ def http_get(
         return error.code, error.read(), dict(error.headers)
 
 
-def wait_until_answers(url: str, timeout: float, expect: int = 200) -> None:
+def wait_until_answers(
+    url: str, timeout: float, expect: int = 200, alive: Callable[[], bool] | None = None
+) -> None:
+    """Until `url` answers `expect`; TimeoutError after `timeout` s, or as soon as `alive`
+    (the process that should answer) says it has exited."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise TimeoutError(f"{url}: the process exited before it answered {expect}")
         try:
             status, body, _ = http_get(url, timeout=1.0)
             if status == expect:
@@ -99,6 +105,15 @@ class Supervised:
                 env=dict(env),
                 start_new_session=True,  # our signals reach the whole group, Ctrl-C does not
             )
+
+    def wait_answering(self, url: str, timeout: float = 30.0) -> None:
+        """Until `url` answers 200; TimeoutError with the end of this process' log otherwise."""
+        try:
+            wait_until_answers(url, timeout, alive=lambda: self.running)
+        except TimeoutError as error:
+            raise TimeoutError(
+                f"{error}\n--- {self.name} log ---\n{self.log_text()[-3000:]}"
+            ) from None
 
     @property
     def running(self) -> bool:
@@ -245,12 +260,7 @@ class Service(Supervised):
         return self
 
     def wait_serving(self, timeout: float = 30.0) -> None:
-        try:
-            wait_until_answers(f"{self.url}/healthz", timeout)
-        except TimeoutError as error:
-            raise TimeoutError(
-                f"{error}\n--- {self.name} log ---\n{self.log_text()[-3000:]}"
-            ) from None
+        self.wait_answering(f"{self.url}/healthz", timeout)
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers: the master's children."""

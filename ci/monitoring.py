@@ -14,21 +14,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import urllib3
 import yaml
+from rendered import Rendered
 
-from localstack import LOOPBACK, ROOT, LocalStack, Supervised, held_port, http_get
+from localstack import LOOPBACK, LocalStack, Supervised, held_port, http_get
 
-CHART = ROOT / "charts" / "hashstack"
 # The release and namespace the local stack stands for (the same as the chart tests').
 RELEASE = NAMESPACE = "hashstack"
 PROMETHEUS = "prometheus"
@@ -37,21 +35,10 @@ ALERTMANAGER = "prometheus-alertmanager"  # Debian's name for the alertmanager b
 
 def render_chart(*sets: str) -> list[dict[str, Any]]:
     """The chart's objects with its ServiceMonitors and PrometheusRule on (`sets`: more
-    `--set` arguments)."""
-    helm = shutil.which("helm") or str(
-        Path(os.environ.get("HASHSTACK_CACHE", ROOT / ".cache")) / "bin" / "helm"
-    )
-    args = ["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", *sets]
-    command = [helm, "template", RELEASE, str(CHART), "-n", NAMESPACE]
-    for value in args:
-        command += ["--set", value]
-    try:
-        out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
-    except FileNotFoundError:
-        raise RuntimeError("helm not found: run ci/install-tools.sh") from None
-    except subprocess.CalledProcessError as error:
-        raise RuntimeError(f"helm template failed: {error.stderr}") from None
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    `key=value` settings)."""
+    values = {"metrics.serviceMonitor.enabled": "true", "metrics.prometheusRule.enabled": "true"}
+    values |= dict(value.split("=", 1) for value in sets)
+    return list(Rendered.of(values, release=RELEASE, namespace=NAMESPACE).objects)
 
 
 def rule_groups(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -209,7 +196,7 @@ class Alertmanager(Supervised):
             "--log.level=warn",
         ]
         self.spawn(command, os.environ)
-        _wait_ready(f"{self.url}/-/ready", self)
+        self.wait_answering(f"{self.url}/-/ready")
         return self
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -255,7 +242,7 @@ class Prometheus(Supervised):
             "--log.level=warn",
         ]
         self.spawn(command, os.environ)
-        _wait_ready(f"{self.url}/-/ready", self)
+        self.wait_answering(f"{self.url}/-/ready")
         return self
 
     def wait_targets_up(self, timeout: float = 30.0) -> None:
@@ -289,20 +276,6 @@ class Prometheus(Supervised):
     def alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts, as Prometheus' rule manager sees them."""
         return list(_api(f"{self.url}/api/v1/alerts")["alerts"])
-
-
-def _wait_ready(url: str, process: Supervised, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.running:
-            break
-        try:
-            if http_get(url, timeout=1.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{process.name} not ready at {url}:\n{process.log_text()[-3000:]}")
 
 
 def grafana_variables(expr: str, rate_interval: str) -> str:

@@ -69,11 +69,13 @@ class Rendered:
         values_files: tuple[Path, ...] = (),
         release: str = "hashstack",
         chart: Path = CHART,
+        namespace: str | None = None,
     ) -> Rendered:
-        """What `helm upgrade --install RELEASE CHART -f FILES --set VALUES` installs."""
+        """What `helm upgrade --install RELEASE CHART -f FILES --set VALUES [-n NAMESPACE]`
+        installs."""
         return _render(
             tuple(sorted((values or {}).items())), tuple(map(str, values_files)), release,
-            str(chart),
+            str(chart), namespace,
         )  # fmt: skip
 
     def find(self, kind: str, component: str, *, hook: bool = False) -> list[dict[str, Any]]:
@@ -199,9 +201,11 @@ def _render(
     values_files: tuple[str, ...],
     release: str,
     chart: str,
+    namespace: str | None,
 ) -> Rendered:
     files = [arg for path in values_files for arg in ("--values", path)]
-    cmd = [os.environ.get("HELM", "helm"), "template", release, chart, *files,
+    where = ["--namespace", namespace] if namespace else []
+    cmd = [os.environ.get("HELM", "helm"), "template", release, chart, *where, *files,
            *helm_set_args(dict(values))]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
