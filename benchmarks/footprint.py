@@ -45,6 +45,7 @@ from benchmarks.stack import ROOT, EtcdMember, Service, etcd_cluster, wait_until
 from benchmarks.system import process_cpu
 from benchmarks.wrk import finish_wrk, start_wrk
 from localstack import LOOPBACK, Supervised, held_port  # ci/ is on the path (benchmarks.stack)
+from tests.support.registry import proxy_on_loopback
 
 MI = 2**20
 PROBE_PERIOD = 5.0
@@ -170,9 +171,8 @@ def proxy_config(registry: str, listen: int, health: int) -> str:
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     cfg = str(yaml.safe_load(out)["data"]["haproxy.cfg"])
-    cfg = cfg.replace("hashstack-registry.hashstack.svc.cluster.local:5000", registry)
-    cfg = cfg.replace("bind :5000", f"bind {LOOPBACK}:{listen}")
-    return cfg.replace("bind :8404", f"bind {LOOPBACK}:{health}")
+    upstream = "hashstack-registry.hashstack.svc.cluster.local:5000"
+    return proxy_on_loopback(cfg, upstream, registry, listen, health)
 
 
 def push_blob(registry: str, data: bytes) -> str:

@@ -21,6 +21,7 @@ import requests
 
 from localstack import free_port, wait_until_answers
 from tests.support.pods import assert_restricted
+from tests.support.registry import proxy_on_loopback
 from tests.support.stack import Processes
 
 from .k8s import named
@@ -336,10 +337,7 @@ def start_proxy(processes: Processes, workdir: Path, registry: str) -> tuple[str
     service = f"{NAME}.{NAMESPACE}.svc.cluster.local:5000"
     assert cfg.count(service) == 1
     assert cfg.count("bind :5000") == cfg.count("bind :8404") == 1
-    cfg = cfg.replace(service, registry)
-    cfg = cfg.replace("bind :5000", f"bind 127.0.0.1:{listen}").replace(
-        "bind :8404", f"bind 127.0.0.1:{health}"
-    )
+    cfg = proxy_on_loopback(cfg, service, registry, listen, health)
     path = workdir / "haproxy.cfg"
     path.write_text(cfg)
     check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)

@@ -28,6 +28,15 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
+def proxy_on_loopback(cfg: str, upstream: str, registry: str, listen: int, health: int) -> str:
+    """The chart's node-proxy haproxy.cfg with only its addresses moved onto loopback: the
+    registry Service `upstream` becomes `registry`, the pod's ports 5000 (pulls) and 8404
+    (health) become `listen` and `health`."""
+    cfg = cfg.replace(upstream, registry)
+    cfg = cfg.replace("bind :5000", f"bind {LOOPBACK}:{listen}")
+    return cfg.replace("bind :8404", f"bind {LOOPBACK}:{health}")
+
+
 @dataclass
 class Registry(Supervised):
     data_dir: Path = Path()
